@@ -1,0 +1,192 @@
+"""The only module that touches /proc, /sys, tracefs and debugfs.
+
+Every path is taken relative to an injected root, so tests hand in a temporary tree (or the
+checked-in snapshot under ``tests/data/host``) and the production daemon hands in ``/``.
+Readers return the typed values of :mod:`scxd.procparse`; ``None`` means "this kernel or this
+process does not have it" (a vanished pid, no PSI), never "something went wrong" — errors
+raise :class:`OSError` or :class:`~scxd.procparse.ParseError` so callers count them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from scxd import procparse as pp
+
+PSI_KINDS = ("cpu", "memory", "io")
+#: tracefs mount points, in the order tools look for them.
+TRACEFS_CANDIDATES = ("sys/kernel/tracing", "sys/kernel/debug/tracing")
+SCHED_EXT_DIR = "sys/kernel/sched_ext"
+SCHED_DEBUGFS_DIR = "sys/kernel/debug/sched"
+
+
+@dataclass(frozen=True)
+class DiskTotals:
+    read_bytes: int
+    write_bytes: int
+    devices: tuple[str, ...]
+
+
+class HostFS:
+    """Read (and, for the few writable knobs, write) kernel files under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str] = "/"):
+        self.root = Path(root)
+        self._root_prefix = str(self.root).rstrip("/") + "/"
+
+    def __repr__(self) -> str:
+        return f"HostFS({str(self.root)!r})"
+
+    # -- generic access -------------------------------------------------------------------
+    def path(self, rel: str) -> Path:
+        return self.root / rel.lstrip("/")
+
+    def read(self, rel: str) -> str:
+        with open(self.path(rel), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+
+    def read_small(self, rel: str, limit: int = 8192) -> bytes | None:
+        """Raw bytes of a small file in one read(2), None if it vanished.  For the per-pid
+        files read on every sample, where text decoding and pathlib would dominate."""
+        try:
+            fd = os.open(self._root_prefix + rel, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        try:
+            return os.read(fd, limit)
+        except ProcessLookupError:
+            return None
+        finally:
+            os.close(fd)
+
+    def read_optional(self, rel: str) -> str | None:
+        try:
+            return self.read(rel)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    def write(self, rel: str, text: str) -> None:
+        with open(self.path(rel), "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).exists()
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return os.listdir(self.path(rel))
+        except FileNotFoundError:
+            return []
+
+    # -- system-wide /proc files ----------------------------------------------------------
+    def proc_stat(self) -> pp.ProcStat:
+        return pp.parse_proc_stat(self.read("proc/stat"))
+
+    def meminfo(self) -> dict[str, int]:
+        return pp.parse_meminfo(self.read("proc/meminfo"))
+
+    def vmstat(self) -> dict[str, int]:
+        return pp.parse_vmstat(self.read("proc/vmstat"))
+
+    def loadavg(self) -> pp.LoadAvg:
+        return pp.parse_loadavg(self.read("proc/loadavg"))
+
+    def pressure(self, kind: str) -> pp.Pressure | None:
+        """PSI for ``kind``; None when the kernel has no PSI or it is disabled (EOPNOTSUPP)."""
+        rel = f"proc/pressure/{kind}"
+        try:
+            text = self.read(rel)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (95, 22):  # EOPNOTSUPP / EINVAL: built in but psi=0 at boot
+                return None
+            raise
+        return pp.parse_pressure(text, "/" + rel)
+
+    def disk_totals(self) -> DiskTotals:
+        """Bytes read/written by whole physical disks (partitions and virtual devices are
+        skipped so nothing is counted twice)."""
+        stats = pp.parse_diskstats(self.read("proc/diskstats"))
+        block = set(self.listdir("sys/block"))
+        if block:
+            names = [n for n in stats if n in block and self.exists(f"sys/block/{n}/device")]
+        else:
+            names = [n for n in stats if not pp.is_partition_name(n)
+                     and not n.startswith(("loop", "ram", "dm-", "md", "zram"))]
+        return DiskTotals(sum(stats[n].read_bytes for n in names),
+                          sum(stats[n].write_bytes for n in names), tuple(sorted(names)))
+
+    # -- processes and threads ------------------------------------------------------------
+    def pids(self) -> list[int]:
+        return [int(name) for name in self.listdir("proc") if name.isdigit()]
+
+    def tids(self, pid: int) -> list[int]:
+        return [int(name) for name in self.listdir(f"proc/{pid}/task") if name.isdigit()]
+
+    def pid_status(self, pid: int) -> pp.PidStatus | None:
+        data = self.read_small(f"proc/{pid}/status")
+        return None if data is None else pp.parse_pid_status(data, pid)
+
+    def schedstat(self, pid: int, tid: int | None = None) -> pp.SchedStat | None:
+        rel = f"proc/{pid}/schedstat" if tid is None else f"proc/{pid}/task/{tid}/schedstat"
+        text = self.read_optional(rel)
+        return None if text is None else pp.parse_schedstat(text, "/" + rel)
+
+    def thread_schedstats(self) -> Iterator[tuple[int, pp.SchedStat]]:
+        """(tid, schedstat) for every thread on the system; vanished ones are skipped."""
+        for pid in self.pids():
+            for tid in self.tids(pid):
+                stat = self.schedstat(pid, tid)
+                if stat is not None:
+                    yield tid, stat
+
+    def pid_alive(self, pid: int) -> bool:
+        return self.exists(f"proc/{pid}")
+
+    def bpf_prog_stats(self, fd: int, pid: int | str = "self") -> pp.BpfProgStats:
+        rel = f"proc/{pid}/fdinfo/{fd}"
+        return pp.parse_bpf_prog_fdinfo(self.read(rel), "/" + rel)
+
+    # -- sysctl ---------------------------------------------------------------------------
+    def sysctl(self, name: str) -> str | None:
+        text = self.read_optional("proc/sys/" + name.replace(".", "/"))
+        return None if text is None else text.strip()
+
+    # -- tracefs / debugfs ----------------------------------------------------------------
+    def tracefs(self) -> Path | None:
+        for rel in TRACEFS_CANDIDATES:
+            if self.exists(rel + "/events"):
+                return self.path(rel)
+        return None
+
+    def ensure_tracefs(self) -> Path:
+        """Mount tracefs if no mount is visible (bcc resolves tracepoints through it)."""
+        found = self.tracefs()
+        if found is not None:
+            return found
+        target = self.path(TRACEFS_CANDIDATES[0])
+        res = subprocess.run(["mount", "-t", "tracefs", "nodev", str(target)],
+                             capture_output=True, text=True)
+        if res.returncode != 0 or self.tracefs() is None:
+            raise OSError(f"tracefs is not mounted and mounting it at {target} failed: "
+                          f"{res.stderr.strip() or 'no events directory'}")
+        return target
+
+    def tracepoint_format(self, category: str, event: str) -> dict[str, pp.TracepointField]:
+        base = self.tracefs()
+        if base is None:
+            raise FileNotFoundError("tracefs is not mounted")
+        rel = base / "events" / category / event / "format"
+        return pp.parse_tracepoint_format(rel.read_text(), str(rel))
+
+    def ensure_debugfs(self) -> bool:
+        """Mount debugfs if absent; returns whether the scheduler's debugfs dir is visible."""
+        if not self.exists("sys/kernel/debug/sched") and self.exists("sys/kernel/debug"):
+            subprocess.run(["mount", "-t", "debugfs", "nodev", str(self.path("sys/kernel/debug"))],
+                           capture_output=True)
+        return self.exists(SCHED_DEBUGFS_DIR)

@@ -1,0 +1,1 @@
+"""Telemetry sources (procfs, BPF, schedstat fallback) and the sampler that reads them."""
