@@ -1,0 +1,417 @@
+"""scxd's settings: built-in defaults < TOML file < ``SCXD_*`` environment < command line.
+
+The models below are the single source of truth: ``config.example.toml`` is generated from
+them (``scxd check-config --example``) and a test proves the shipped file equals the output
+and parses to exactly the defaults.  Every key carries its unit and range in its metadata.
+
+A bad setting never starts anything: :func:`load_config` raises :class:`ConfigError` whose
+message names the source (file, environment variable or flag), the key and the problem.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import os
+import textwrap
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/scxd/config.toml")
+ENV_PREFIX = "SCXD_"
+ENV_NESTED = "__"
+
+
+def unit(u: str) -> dict[str, str]:
+    return {"unit": u}
+
+
+class Section(BaseModel):
+    """A config table: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelemetryConfig(Section):
+    """What is sampled, how often, and how samples become windows."""
+
+    sample_interval: float = Field(1.0, ge=0.1, le=60.0, json_schema_extra=unit("s"),
+                                   description="time between two samples")
+    window: float = Field(5.0, ge=0.1, le=3600.0, json_schema_extra=unit("s"),
+                          description="samples are aggregated into windows of this length")
+    bpf: Literal["auto", "required", "off"] = Field(
+        "auto", description="BPF telemetry: auto = use it when it loads, else fall back to "
+        "/proc schedstat loudly; required = refuse to start without it; off = never load it")
+    bpf_stats: bool = Field(True, description="enable BPF run-time statistics while the "
+                            "collector runs, to report its own cost (adds ≈20 ns/event)")
+    bpf_dir: str = Field("", description="directory holding the *.bpf.c programs; empty = "
+                         "the one shipped beside the package")
+    max_tasks: int = Field(65536, ge=1024, le=4_194_304, json_schema_extra=unit("tasks"),
+                           description="slots of the in-kernel per-task table (power of 2; "
+                           "48 bytes each; tasks whose pids collide modulo this evict each "
+                           "other, counted as lost events)")
+    ringbuf_pages: int = Field(256, ge=8, le=65536, json_schema_extra=unit("pages"),
+                               description="size of the exited-task ring buffer (power of 2)")
+    per_process: bool = Field(True, description="sum voluntary/involuntary context switches "
+                              "and thread states over /proc/<pid>/status every sample")
+    host_root: str = Field("/", description="root under which /proc and /sys are read "
+                           "(for containers and tests)")
+
+    @field_validator("ringbuf_pages", "max_tasks")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"must be a power of two, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _window_holds_samples(self) -> TelemetryConfig:
+        if self.window < self.sample_interval:
+            raise ValueError(f"window ({self.window} s) must be ≥ sample_interval "
+                             f"({self.sample_interval} s)")
+        return self
+
+
+class PolicyConfig(Section):
+    """Which policy decides, and what it optimises."""
+
+    name: Literal["fixed", "rule"] = Field(
+        "rule", description="fixed = always the configured scheduler; rule = documented "
+        "threshold rule (busy CPUs → busy_scheduler, quiet → fair)")
+    scheduler: str = Field("fair", description="scheduler the fixed policy holds (a catalog "
+                           "name)")
+    preset: str = Field("default", description="preset of that scheduler (a catalog preset)")
+    objective: Literal["balanced", "latency", "throughput"] = Field(
+        "balanced", description="balanced = turnaround + response + fairness CV, each "
+        "relative to the fair scheduler; latency = runqueue latency p99; throughput = work "
+        "completed per second")
+    busy_cpu_pct: float = Field(90.0, ge=1.0, le=100.0, json_schema_extra=unit("%"),
+                                description="rule: a window is busy when its busiest-CPU "
+                                "mean utilisation is at least this")
+    busy_windows: int = Field(1, ge=1, le=1000, json_schema_extra=unit("windows"),
+                              description="rule: consecutive busy windows before switching")
+    idle_windows: int = Field(6, ge=1, le=1000, json_schema_extra=unit("windows"),
+                              description="rule: consecutive quiet windows before returning "
+                              "to the fair scheduler")
+    busy_schedulers: list[str] = Field(
+        ["scx_lavd", "scx_bpfland", "scx_flash", "scx_simple"],
+        description="rule: first available of these is used when busy")
+
+
+class GuardConfig(Section):
+    """Limits between the policy and the actuator."""
+
+    min_dwell: float = Field(30.0, ge=0.0, le=86400.0, json_schema_extra=unit("s"),
+                             description="minimum time on a scheduler before another swap")
+    warmup_windows: int = Field(1, ge=0, le=100, json_schema_extra=unit("windows"),
+                                description="windows after a swap that are not scored")
+    swaps_per_hour: int = Field(20, ge=0, le=3600, json_schema_extra=unit("swaps"),
+                                description="swap budget per sliding hour (0 = never swap)")
+    regression_margin: float = Field(0.10, ge=0.0, le=10.0, json_schema_extra=unit("ratio"),
+                                     description="go back to the fair scheduler when the "
+                                     "chosen one's cost exceeds the fair reference by this")
+    regression_windows: int = Field(3, ge=1, le=1000, json_schema_extra=unit("windows"),
+                                    description="scored windows the regression guard compares")
+    panic_failures: int = Field(3, ge=1, le=100, json_schema_extra=unit("failures"),
+                                description="consecutive actuator failures that force the "
+                                "fair scheduler and freeze")
+
+
+class ActuatorConfig(Section):
+    """How schedulers are started, verified and stopped."""
+
+    mode: Literal["auto", "active", "advisory"] = Field(
+        "auto", description="auto = active when /sys/kernel/sched_ext exists, else advisory "
+        "(decide and record, never spawn)")
+    search_path: list[str] = Field(["/usr/bin", "/usr/local/bin", "/usr/sbin"],
+                                   description="directories searched for scheduler binaries")
+    start_timeout: float = Field(10.0, ge=0.1, le=300.0, json_schema_extra=unit("s"),
+                                 description="wait this long for state=enabled and our ops")
+    stop_timeout: float = Field(5.0, ge=0.1, le=300.0, json_schema_extra=unit("s"),
+                                description="SIGINT grace before SIGKILL")
+    disable_timeout: float = Field(5.0, ge=0.1, le=300.0, json_schema_extra=unit("s"),
+                                   description="wait this long for state=disabled")
+    takeover: Literal["respect", "reclaim"] = Field(
+        "respect", description="a scheduler started by someone else: respect = leave it and "
+        "report; reclaim = put ours back")
+    exit_scheduler: str = Field("fair", description="scheduler restored when scxd stops")
+    log_bytes: int = Field(65536, ge=1024, le=64 * 1024**2, json_schema_extra=unit("bytes"),
+                           description="bound on each scheduler's captured stdout+stderr")
+
+
+class MetricsConfig(Section):
+    """Prometheus exposition."""
+
+    enabled: bool = Field(True, description="serve /metrics")
+    address: str = Field("127.0.0.1:9638", description="HOST:PORT to listen on (loopback by "
+                         "default; 0.0.0.0 exposes it to the network)")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        split_host_port(v)
+        return v
+
+
+class ControlConfig(Section):
+    """The control socket scxctl talks to."""
+
+    socket: str = Field("/run/scxd/scxd.sock", description="AF_UNIX socket path")
+    group: str = Field("", description="group allowed to use the socket besides root "
+                       "(empty = root only)")
+    group_can_change: bool = Field(True, description="members of that group may freeze, "
+                                   "switch, pin; otherwise they may only read status")
+    max_request_bytes: int = Field(65536, ge=256, le=16 * 1024**2,
+                                   json_schema_extra=unit("bytes"),
+                                   description="larger requests are refused")
+
+
+class JournalConfig(Section):
+    """The append-only record of windows and decisions."""
+
+    enabled: bool = Field(True, description="write the journal")
+    max_file_bytes: int = Field(64 * 1024**2, ge=4096, le=2**40,
+                                json_schema_extra=unit("bytes"),
+                                description="rotate the current file beyond this size")
+    max_files: int = Field(8, ge=1, le=10000, json_schema_extra=unit("files"),
+                           description="rotated files kept (oldest deleted)")
+    fsync: bool = Field(True, description="fsync after each record (crash-safe)")
+
+
+class Settings(BaseSettings):
+    """Everything scxd can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED, extra="forbid", frozen=True,
+        case_sensitive=False,
+    )
+
+    state_dir: str = Field("/var/lib/scxd", description="journal and persisted intent live "
+                           "here")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="log verbosity")
+    telemetry: TelemetryConfig = TelemetryConfig()
+    policy: PolicyConfig = PolicyConfig()
+    guard: GuardConfig = GuardConfig()
+    actuator: ActuatorConfig = ActuatorConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    control: ControlConfig = ControlConfig()
+    journal: JournalConfig = JournalConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: command line (init kwargs), environment, TOML file.
+        toml = InitSettingsSource(settings_cls, init_kwargs=_TOML_DATA.get() or {})
+        return (init_settings, env_settings, toml)
+
+
+_TOML_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "_TOML_DATA", default=None)
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` is the user-facing message, one problem per line."""
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= port_n <= 65535:
+        raise ValueError(f"port must be 0–65535, got {port_n}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address or localhost, got {host!r}") from None
+    return host, port_n
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+
+
+def _has_path(data: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
+    cur: Any = data
+    for part in loc:
+        if not isinstance(cur, Mapping) or part not in cur:
+            return False
+        cur = cur[part]
+    return True
+
+
+def _env_name(loc: tuple[str, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED.join(part.upper() for part in loc)
+
+
+def _describe_source(loc: tuple[str, ...], toml_path: Path | None, toml: dict[str, Any],
+                     overrides: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    if _has_path(overrides, loc):
+        return "command line"
+    for depth in range(len(loc), 0, -1):
+        name = _env_name(loc[:depth])
+        if any(k.upper() == name for k in environ):
+            return f"environment variable {name}"
+    if toml_path is not None and (_has_path(toml, loc) or _has_path(toml, loc[:-1])):
+        return f"config file {toml_path}"
+    return f"config file {toml_path}" if toml_path else "settings"
+
+
+def format_validation_error(exc: ValidationError, toml_path: Path | None,
+                            toml: dict[str, Any], overrides: Mapping[str, Any],
+                            environ: Mapping[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        source = _describe_source(loc, toml_path, toml, overrides, environ)
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problem = "unknown key"
+        else:
+            problem = err["msg"]
+            if "input" in err and not isinstance(err["input"], dict):
+                problem += f" (got {err['input']!r})"
+        lines.append(f"{source}: key {key}: {problem}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the effective settings.
+
+    ``path`` None reads :data:`DEFAULT_CONFIG_PATH` when it exists (else embedded defaults);
+    an explicit path must exist.  ``overrides`` are command-line values as a nested dict.
+    """
+    overrides = dict(overrides or {})
+    environ = dict(os.environ if environ is None else environ)
+    toml_path: Path | None
+    if path is None:
+        toml_path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    else:
+        toml_path = Path(path)
+    toml = read_toml(toml_path) if toml_path is not None else {}
+    token = _TOML_DATA.set(toml)
+    saved_env = _swap_environ(environ)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, toml_path, toml, overrides,
+                                                  environ)) from None
+    finally:
+        _swap_environ(saved_env)
+        _TOML_DATA.reset(token)
+
+
+def _swap_environ(new: Mapping[str, str]) -> dict[str, str]:
+    """pydantic-settings reads os.environ; swap in the caller's mapping for one load."""
+    old = dict(os.environ)
+    if new != old:
+        os.environ.clear()
+        os.environ.update(new)
+    return old
+
+
+# -- the example file, generated from the models --------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _describe_field(info: FieldInfo) -> str:
+    parts = []
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "unit" in extra:
+        parts.append(f"unit: {extra['unit']}")
+    bounds = {type(m).__name__: m for m in info.metadata}
+    lo = getattr(bounds.get("Ge"), "ge", None)
+    hi = getattr(bounds.get("Le"), "le", None)
+    if lo is not None or hi is not None:
+        low = "-inf" if lo is None else lo
+        high = "inf" if hi is None else hi
+        parts.append(f"range: {low}..{high}")
+    choices = getattr(info.annotation, "__args__", None)
+    if choices and all(isinstance(c, str) for c in choices):
+        parts.append("one of: " + ", ".join(choices))
+    parts.append(f"default: {_toml_value(info.default)}")
+    return "; ".join(parts)
+
+
+def _emit_fields(model: type[BaseModel], lines: list[str]) -> None:
+    for name, info in model.model_fields.items():
+        if isinstance(info.default, BaseModel):
+            continue
+        lines += textwrap.wrap(f"{info.description} ({_describe_field(info)})", width=98,
+                               initial_indent="# ", subsequent_indent="# ")
+        lines.append(f"{name} = {_toml_value(info.default)}")
+        lines.append("")
+
+
+def example_toml() -> str:
+    """The documented example config: every key at its default, with unit and range."""
+    lines = [
+        "# scxd configuration — every key, at its built-in default.",
+        f"# Install as {DEFAULT_CONFIG_PATH} (or pass --config PATH).  Precedence:",
+        "# built-in defaults < this file < SCXD_* environment (SCXD_SECTION__KEY) < flags.",
+        "# Generated by `scxd check-config --example`; a test keeps it equal to the defaults.",
+        "",
+    ]
+    _emit_fields(Settings, lines)
+    for name, info in Settings.model_fields.items():
+        if isinstance(info.default, BaseModel):
+            section = type(info.default)
+            lines.append(f"[{name}]")
+            lines.append(f"# {section.__doc__.strip()}")
+            lines.append("")
+            _emit_fields(section, lines)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def effective_toml(settings: Settings) -> str:
+    """The effective settings rendered as TOML (for check-config)."""
+    data = settings.model_dump()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
