@@ -1,0 +1,273 @@
+"""Samples → windows (pure).
+
+A window closes on the sample the driver marks ``closes_window`` (every ``window /
+sample_interval`` ticks).  Naming follows the earlier study so its analyses carry over:
+
+* ``T_<gauge>_avg`` — mean of a gauge over the window's samples;
+* ``<counter>_total_delta`` — sum of a counter's per-sample deltas over the window;
+* ``<metric>_pct_change`` — percent change of that metric against the previous window
+  (0 with the flag ``no_previous_window`` on the first one; clipped to ±1000 %).
+
+Units: times in seconds (``_s``), sizes in bytes, shares in percent.  Per-core figures are
+divided by the number of CPUs.  Each window carries data-quality flags naming what is
+missing or suspect, so the policy and the journal can tell a quiet machine from a blind one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+
+from scxd.histogram import Log2Histogram
+from scxd.types import Sample, SchedSample, SystemSample, Window
+
+NS = 1e-9
+#: Gauges averaged into T_<name>_avg (SystemSample attribute → metric stem).
+SYSTEM_GAUGES = {
+    "procs_running": "procs_running", "procs_blocked": "procs_blocked",
+    "load1": "load1", "load5": "load5", "load15": "load15",
+    "mem_used": "mem_used_bytes", "mem_available": "mem_available_bytes",
+    "mem_cached": "mem_cached_bytes", "mem_buffers": "mem_buffers_bytes",
+    "swap_used": "swap_used_bytes", "busiest_cpu_pct": "busiest_cpu_pct",
+    "processes": "processes", "threads": "threads", "threads_running": "threads_running",
+    "processes_blocked": "processes_blocked",
+    "psi_cpu_some": "psi_cpu_some_pct", "psi_memory_some": "psi_memory_some_pct",
+    "psi_memory_full": "psi_memory_full_pct", "psi_io_some": "psi_io_some_pct",
+    "psi_io_full": "psi_io_full_pct",
+}
+CPU_PARTS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+#: Counters summed into <name>_total_delta (SystemSample attribute → metric stem).
+SYSTEM_COUNTERS = {
+    "ctx_switches": "ctx_switches", "forks": "forks",
+    "voluntary_switches": "voluntary_switches", "involuntary_switches": "involuntary_switches",
+    "swap_in_bytes": "swap_in_bytes", "swap_out_bytes": "swap_out_bytes",
+    "disk_read_bytes": "disk_read_bytes", "disk_write_bytes": "disk_write_bytes",
+}
+SCHED_COUNTERS = ("switches", "voluntary", "preemptions", "wakeups", "new_tasks", "exits",
+                  "lost_events")
+#: What the degraded schedstat source can count (switch-ins, vanished threads).
+SCHEDSTAT_COUNTERS = ("switches", "exits")
+#: Metrics whose change against the previous window is reported as <name>_pct_change.
+PCT_CHANGE_OF = (
+    "T_cpu_busy_avg", "T_procs_running_avg", "T_load1_avg", "ctx_switches_total_delta",
+    "forks_total_delta", "runq_latency_mean_s", "runq_latency_p99_s", "turnaround_avg_s",
+    "response_avg_s", "tasks_completed", "fairness_cv",
+)
+PCT_CHANGE_CLIP = 1000.0
+LATE_FACTOR = 1.5
+
+
+def mean(values: Iterable[float]) -> float:
+    vals = list(values)
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float:
+    """Population std / mean; 0 for fewer than two values or a zero mean."""
+    if len(values) < 2:
+        return 0.0
+    m = mean(values)
+    if m <= 0:
+        return 0.0
+    var = sum((v - m) ** 2 for v in values) / len(values)
+    return math.sqrt(var) / m
+
+
+def pct_change(new: float, old: float) -> float:
+    if old == 0:
+        return 0.0 if new == 0 else math.copysign(PCT_CHANGE_CLIP, new)
+    change = 100.0 * (new - old) / abs(old)
+    return max(-PCT_CHANGE_CLIP, min(PCT_CHANGE_CLIP, change))
+
+
+def _sum_hists(hists: Iterable[Log2Histogram | None]) -> Log2Histogram | None:
+    total: Log2Histogram | None = None
+    for h in hists:
+        if h is not None:
+            total = h if total is None else total + h
+    return total
+
+
+def system_metrics(systems: Sequence[SystemSample]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in CPU_PARTS:
+        out[f"T_cpu_{part}_avg"] = mean(getattr(s.cpu, part) for s in systems)
+    out["T_cpu_busy_avg"] = mean(s.cpu.busy for s in systems)
+    for attr, stem in SYSTEM_GAUGES.items():
+        vals = [getattr(s, attr) for s in systems if getattr(s, attr) is not None]
+        if vals:
+            out[f"T_{stem}_avg"] = mean(vals)
+    for attr, stem in SYSTEM_COUNTERS.items():
+        vals = [getattr(s, attr) for s in systems if getattr(s, attr) is not None]
+        if vals:
+            out[f"{stem}_total_delta"] = float(sum(vals))
+    seconds = sum(s.interval_s for s in systems) or 1.0
+    ncpus = systems[-1].ncpus or 1
+    out["ncpus"] = float(ncpus)
+    out["ctx_switches_per_s_per_core"] = out["ctx_switches_total_delta"] / seconds / ncpus
+    out["forks_per_s"] = out["forks_total_delta"] / seconds
+    out["runq_per_core"] = out["T_procs_running_avg"] / ncpus
+    out["load1_per_core"] = out["T_load1_avg"] / ncpus
+    out["disk_bytes_per_s"] = (out["disk_read_bytes_total_delta"]
+                               + out["disk_write_bytes_total_delta"]) / seconds
+    return out
+
+
+def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
+                  shares: Sequence[int]) -> tuple[dict[str, float], dict[str, Log2Histogram]]:
+    out: dict[str, float] = {}
+    rq_count = sum(s.rq_count for s in scheds)
+    rq_sum = sum(s.rq_sum_ns for s in scheds)
+    out["runq_waits_total_delta"] = float(rq_count)
+    out["runq_latency_sum_s"] = rq_sum * NS
+    out["runq_latency_mean_s"] = rq_sum / rq_count * NS if rq_count else 0.0
+    out["runq_wait_per_s_per_core"] = rq_sum * NS / max(seconds, 1e-9) / max(ncpus, 1)
+    hists: dict[str, Log2Histogram] = {}
+    for name, attr in (("rq", "rq_hist"), ("resp", "resp_hist"), ("turn", "turn_hist")):
+        h = _sum_hists(getattr(s, attr) for s in scheds)
+        if h is not None:
+            hists[name] = h
+    if "rq" in hists:
+        for q in (50, 95, 99):
+            out[f"runq_latency_p{q}_s"] = hists["rq"].quantile_ns(q / 100) * NS
+    if "resp" in hists:
+        out["response_avg_s"] = hists["resp"].mean_ns * NS
+        out["response_p99_s"] = hists["resp"].quantile_ns(0.99) * NS
+        out["responses_total_delta"] = float(hists["resp"].count)
+    if "turn" in hists:
+        out["turnaround_avg_s"] = hists["turn"].mean_ns * NS
+        out["turnaround_p99_s"] = hists["turn"].quantile_ns(0.99) * NS
+        out["turnarounds_total_delta"] = float(hists["turn"].count)
+    bpf = all(s.source == "bpf" for s in scheds)
+    for attr in SCHED_COUNTERS if bpf else SCHEDSTAT_COUNTERS:
+        out[f"{attr}_total_delta"] = float(sum(getattr(s, attr) for s in scheds))
+    out["tasks_completed"] = out["exits_total_delta"]
+    out["tasks_completed_per_s"] = out["exits_total_delta"] / max(seconds, 1e-9)
+    if bpf:
+        out["preemptions_per_s_per_core"] = (out["preemptions_total_delta"]
+                                             / max(seconds, 1e-9) / max(ncpus, 1))
+    out["fairness_cv"] = coefficient_of_variation([float(x) for x in shares])
+    out["fairness_tasks"] = float(len(shares))
+    run_time = sum(s.bpf_run_time_ns for s in scheds)
+    run_cnt = sum(s.bpf_run_cnt for s in scheds)
+    out["collector_bpf_cpu_s"] = run_time * NS
+    out["collector_bpf_ns_per_event"] = run_time / run_cnt if run_cnt else 0.0
+    return out, hists
+
+
+@dataclass
+class Windower:
+    """Accumulates samples; :meth:`add` returns a :class:`Window` when one closes."""
+
+    sample_interval_s: float
+    _samples: list[Sample] = field(default_factory=list)
+    _previous: dict[str, float] | None = None
+    _start: tuple[float, float] | None = None
+
+    def start(self, mono: float, wall: float) -> None:
+        """Mark where the first window begins (the priming read)."""
+        self._start = (mono, wall)
+
+    def add(self, sample: Sample) -> Window | None:
+        if self._start is None:
+            self._start = (sample.mono - self.sample_interval_s,
+                           sample.wall - self.sample_interval_s)
+        self._samples.append(sample)
+        if not sample.closes_window:
+            return None
+        window = self._close()
+        self._samples = []
+        self._start = (sample.mono, sample.wall)
+        return window
+
+    def _close(self) -> Window:
+        samples = self._samples
+        start_mono, start_wall = self._start or (samples[0].mono, samples[0].wall)
+        end = samples[-1]
+        seconds = max(end.mono - start_mono, 1e-9)
+        quality: list[str] = []
+        systems = [s.system for s in samples if s.system is not None]
+        scheds = [s.sched for s in samples if s.sched is not None]
+        metrics: dict[str, float] = {"window_s": seconds, "samples": float(len(samples))}
+        if systems:
+            metrics.update(system_metrics(systems))
+            if any(s.psi_cpu_some is None for s in systems):
+                quality.append("no_psi")
+            if any(s.voluntary_switches is None for s in systems):
+                quality.append("no_per_process")
+        else:
+            quality.append("system:missing")
+        if len(systems) < len(samples):
+            quality.append("system:error")
+        ncpus = systems[-1].ncpus if systems else 1
+        hists: dict[str, Log2Histogram] = {}
+        source = scheds[-1].source if scheds else "none"
+        if scheds:
+            sched_m, hists = sched_metrics(scheds, seconds, ncpus, end.window_task_cpu_ns)
+            metrics.update(sched_m)
+            if source != "bpf":
+                quality.append(f"sched:{source}")
+            if metrics.get("lost_events_total_delta", 0) > 0:
+                quality.append("lost_events")
+        else:
+            quality.append("sched:missing")
+        if len(scheds) < len(samples) and scheds:
+            quality.append("sched:error")
+        intervals = [b.mono - a.mono for a, b in itertools.pairwise(samples)]
+        intervals.insert(0, samples[0].mono - start_mono)
+        if any(i > LATE_FACTOR * self.sample_interval_s for i in intervals):
+            quality.append("late_samples")
+        metrics["sampling_jitter_max_s"] = max(abs(i - self.sample_interval_s)
+                                               for i in intervals)
+        collector_cpu = sum(s.collector_cpu_s for s in samples)
+        metrics["collector_cpu_pct"] = 100.0 * collector_cpu / seconds
+        if self._previous is None:
+            quality.append("no_previous_window")
+        for name in PCT_CHANGE_OF:
+            if name in metrics:
+                old = self._previous.get(name) if self._previous else None
+                metrics[name.removesuffix("_avg") + "_pct_change"] = (
+                    pct_change(metrics[name], old) if old is not None else 0.0)
+        for k, v in metrics.items():
+            if not math.isfinite(v):
+                metrics[k] = 0.0
+                quality.append(f"nonfinite:{k}")
+        self._previous = dict(metrics)
+        exits = [e for s in scheds for e in s.task_exits]
+        by_comm: dict[str, int] = {}
+        for e in exits:
+            by_comm[e.comm] = by_comm.get(e.comm, 0) + 1
+        top = dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:5])
+        errors = [e for s in samples for e in s.errors]
+        extras: dict[str, object] = {"exits_by_comm": top}
+        if errors:
+            extras["errors"] = errors[-5:]
+        return Window(
+            start_wall=start_wall, end_wall=end.wall, start_mono=start_mono,
+            end_mono=end.mono, n_samples=len(samples), metrics=metrics,
+            quality=tuple(quality), rq_hist=hists.get("rq"), resp_hist=hists.get("resp"),
+            turn_hist=hists.get("turn"), sched_source=source, extras=extras,
+        )
+
+
+def window_to_dict(window: Window) -> dict:
+    """JSON-ready form (``scxd observe --json``, the journal)."""
+    out = {f.name: getattr(window, f.name) for f in fields(window)
+           if f.name not in ("rq_hist", "resp_hist", "turn_hist")}
+    out["quality"] = list(window.quality)
+    for name in ("rq_hist", "resp_hist", "turn_hist"):
+        h = getattr(window, name)
+        out[name] = None if h is None else {"counts": list(h.counts), "sum_ns": h.sum_ns}
+    return out
+
+
+def window_from_dict(data: dict) -> Window:
+    """Inverse of :func:`window_to_dict` (journal reader, offline replay)."""
+    kw = dict(data)
+    for name in ("rq_hist", "resp_hist", "turn_hist"):
+        h = kw.get(name)
+        kw[name] = None if h is None else Log2Histogram(tuple(h["counts"]), h["sum_ns"])
+    kw["quality"] = tuple(kw.get("quality", ()))
+    return Window(**kw)

@@ -1,0 +1,155 @@
+"""Windows from synthetic samples, and the feature vector built from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from scxd.features import FEATURE_NAMES, FEATURES, SCHEMA_VERSION, TRANSFORMS, featurize
+from scxd.histogram import Log2Histogram
+from scxd.types import CpuPercent, Sample, SchedSample, SystemSample, TaskExit
+from scxd.window import (
+    Windower,
+    coefficient_of_variation,
+    pct_change,
+    window_from_dict,
+    window_to_dict,
+)
+
+
+def system(**kw) -> SystemSample:
+    base = dict(interval_s=1.0, ncpus=2, cpu=CpuPercent(30, 0, 10, 60, 0, 0, 0, 0),
+                busiest_cpu_pct=70.0, ctx_switches=1000, forks=4, procs_running=3,
+                procs_blocked=0, load1=1.5, load5=1.0, load15=0.5, mem_used=1 << 30,
+                mem_available=2 << 30, mem_cached=0, mem_buffers=0, swap_used=0,
+                swap_in_bytes=0, swap_out_bytes=0, disk_read_bytes=100, disk_write_bytes=300,
+                voluntary_switches=50, involuntary_switches=5, processes=10, threads=20,
+                threads_running=2, processes_blocked=0, psi_cpu_some=5.0, psi_memory_some=0.0,
+                psi_memory_full=0.0, psi_io_some=1.0, psi_io_full=0.0)
+    base.update(kw)
+    return SystemSample(**base)
+
+
+def sched(waits=(1000, 3000), exits=()) -> SchedSample:
+    h = Log2Histogram.from_values(list(waits))
+    return SchedSample(source="bpf", rq_count=h.count, rq_sum_ns=h.sum_ns, rq_hist=h,
+                       resp_hist=Log2Histogram.from_values([2000]),
+                       turn_hist=Log2Histogram.from_values([10**9]), switches=10, wakeups=5,
+                       new_tasks=1, preemptions=2, exits=len(exits), task_exits=tuple(exits),
+                       bpf_run_time_ns=3000, bpf_run_cnt=10)
+
+
+def samples(n=5, t0=0.0, **kw):
+    return [Sample(mono=t0 + i + 1, wall=1000 + t0 + i + 1, system=kw.get("system", system()),
+                   sched=kw.get("sched", sched()), window_task_cpu_ns=kw.get("shares", (5, 5))
+                   if i == n - 1 else (), closes_window=i == n - 1) for i in range(n)]
+
+
+def close(windower, batch):
+    out = [windower.add(s) for s in batch]
+    assert all(w is None for w in out[:-1])
+    return out[-1]
+
+
+def test_window_aggregates():
+    w = close(Windower(1.0), samples(5))
+    m = w.metrics
+    assert w.n_samples == 5 and w.duration_s == pytest.approx(5.0)
+    assert m["T_cpu_user_avg"] == pytest.approx(30) and m["T_cpu_busy_avg"] == pytest.approx(40)
+    assert m["ctx_switches_total_delta"] == 5000
+    assert m["ctx_switches_per_s_per_core"] == pytest.approx(500)
+    assert m["runq_per_core"] == pytest.approx(1.5)
+    assert m["runq_waits_total_delta"] == 10
+    assert m["runq_latency_mean_s"] == pytest.approx(2e-6)
+    assert 1e-6 <= m["runq_latency_p99_s"] <= 4.095e-6
+    assert m["turnaround_avg_s"] == pytest.approx(1.0)
+    assert m["response_avg_s"] == pytest.approx(2e-6)
+    assert m["fairness_cv"] == 0.0 and m["fairness_tasks"] == 2
+    assert m["collector_bpf_ns_per_event"] == pytest.approx(300)
+    assert w.quality == ("no_previous_window",)
+    assert w.rq_hist.count == 10
+
+
+def test_pct_change_against_previous_window():
+    win = Windower(1.0)
+    close(win, samples(5))
+    busier = system(ctx_switches=2000)
+    w2 = close(win, samples(5, t0=5, system=busier))
+    assert w2.metrics["ctx_switches_total_delta_pct_change"] == pytest.approx(100.0)
+    assert "no_previous_window" not in w2.quality
+
+
+def test_pct_change_bounds():
+    assert pct_change(0, 0) == 0 and pct_change(5, 0) == 1000 and pct_change(-5, 0) == -1000
+    assert pct_change(1e9, 1) == 1000 and pct_change(50, 100) == -50
+
+
+def test_cv():
+    assert coefficient_of_variation([1, 1, 1]) == 0
+    assert coefficient_of_variation([0, 2]) == pytest.approx(1.0)
+    assert coefficient_of_variation([7]) == 0 and coefficient_of_variation([]) == 0
+
+
+def test_degraded_and_failed_sources_are_flagged():
+    batch = samples(5)
+    batch[2] = replace(batch[2], system=None, errors=("system: OSError: boom",))
+    schedstat = SchedSample(source="schedstat", rq_count=4, rq_sum_ns=400, rq_hist=None,
+                            resp_hist=None, turn_hist=None)
+    batch = [replace(s, sched=schedstat) for s in batch]
+    w = close(Windower(1.0), batch)
+    assert "system:error" in w.quality and "sched:schedstat" in w.quality
+    assert "runq_latency_p99_s" not in w.metrics
+    assert w.metrics["runq_latency_mean_s"] == pytest.approx(1e-7)
+    assert w.extras["errors"] == ["system: OSError: boom"]
+    fv = featurize(w)
+    assert "rq_lat_p99" in fv.missing and "turnaround_avg" in fv.missing
+
+
+def test_late_samples_flagged():
+    batch = samples(5)
+    batch[3] = replace(batch[3], mono=batch[3].mono + 0.9)
+    w = close(Windower(1.0), batch)
+    assert "late_samples" in w.quality
+    assert w.metrics["sampling_jitter_max_s"] == pytest.approx(0.9)
+
+
+def test_exits_by_comm():
+    ex = [TaskExit(i, i, "make" if i % 2 else "cc1", 1, 2, 3, 1, 1) for i in range(5)]
+    w = close(Windower(1.0), samples(5, sched=sched(exits=ex)))
+    assert w.extras["exits_by_comm"] == {"make": 2 * 5, "cc1": 3 * 5}
+
+
+def test_round_trip_dict():
+    w = close(Windower(1.0), samples(5))
+    assert window_from_dict(window_to_dict(w)) == w
+
+
+def test_features_are_finite_named_and_versioned():
+    w = close(Windower(1.0), samples(5))
+    fv = featurize(w)
+    assert fv.version == SCHEMA_VERSION and len(fv.values) == len(FEATURE_NAMES)
+    assert fv.values.dtype == np.float32 and np.all(np.isfinite(fv.values))
+    assert fv.as_dict()["cpu_user"] == pytest.approx(0.30)
+    assert fv.as_dict()["rq_lat_mean"] == pytest.approx(math.log1p(2.0))
+    assert not fv.missing
+
+
+def test_features_survive_hostile_metrics():
+    w = close(Windower(1.0), samples(5))
+    hostile = replace(w, metrics={k: v for k, v in w.metrics.items()} | {
+        "T_cpu_user_avg": float("nan"), "runq_latency_p99_s": float("inf"),
+        "forks_per_s": -5.0, "T_cpu_busy_pct_change": 1e12})
+    fv = featurize(hostile)
+    assert np.all(np.isfinite(fv.values))
+    assert "cpu_user" in fv.missing and "rq_lat_p99" in fv.missing
+    assert fv.as_dict()["fork_rate"] == 0.0 and fv.as_dict()["busy_change"] == 1.0
+
+
+@pytest.mark.parametrize("spec", FEATURES, ids=lambda f: f.name)
+def test_every_feature_has_a_known_transform_and_doc(spec):
+    assert spec.transform in TRANSFORMS and spec.doc and spec.unit
+    for raw in (0.0, 1.0, 1e9, -1.0):
+        assert math.isfinite(TRANSFORMS[spec.transform](raw))
