@@ -1,0 +1,129 @@
+"""``scxd``: the daemon's command line (run, observe, check-config, catalog).
+
+Exit codes: 0 success, 1 run-time failure, 2 bad usage or bad configuration (nothing was
+started).  Configuration precedence: defaults < TOML (--config) < SCXD_* env < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from scxd import __version__
+from scxd.config import ConfigError, Settings, effective_toml, example_toml, load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _set(overrides: dict[str, Any], dotted: str, value: Any) -> None:
+    if value is None:
+        return
+    *parents, leaf = dotted.split(".")
+    node = overrides
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scxd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"scxd {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", metavar="FILE",
+                       help="TOML config (default: /etc/scxd/config.toml when present)")
+        return p
+
+    run = with_config(sub.add_parser("run", help="run the daemon in the foreground"))
+    run.add_argument("--socket", metavar="PATH", help="control socket path")
+    run.add_argument("--metrics-address", metavar="HOST:PORT", help="Prometheus listen address")
+    run.add_argument("--state-dir", metavar="DIR", help="journal and persisted intent")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    obs = with_config(sub.add_parser("observe", help="print windows as they close"))
+    obs.add_argument("--count", "-n", type=int, metavar="N",
+                     help="stop after N windows (default: until interrupted)")
+    obs.add_argument("--interval", type=float, metavar="S", help="sample interval, seconds")
+    obs.add_argument("--window", type=float, metavar="S", help="window length, seconds")
+    obs.add_argument("--json", action="store_true", help="one JSON object per line")
+    obs.add_argument("--print-bpf", action="store_true",
+                     help="print the BPF program and its cflags, then exit")
+
+    chk = sub.add_parser("check-config", help="validate a config and print the effective one")
+    chk.add_argument("path", nargs="?", metavar="PATH",
+                     help="config file (default: /etc/scxd/config.toml when present)")
+    chk.add_argument("--example", action="store_true",
+                     help="print the documented example config (all defaults)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    for attr, key in (("socket", "control.socket"), ("metrics_address", "metrics.address"),
+                      ("state_dir", "state_dir"), ("log_level", "log_level"),
+                      ("interval", "telemetry.sample_interval"), ("window", "telemetry.window")):
+        _set(o, key, getattr(args, attr, None))
+    return o
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(effective_toml(settings), end="")
+    return EXIT_OK
+
+
+def cmd_observe(args: argparse.Namespace, settings: Settings) -> int:
+    from scxd.observe import observe
+
+    if args.count is not None and args.count < 1:
+        print("scxd observe: --count must be ≥ 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.print_bpf:
+        from pathlib import Path
+
+        from scxd.hostfs import HostFS
+        from scxd.telemetry.bpf import BpfSchedSource
+
+        t = settings.telemetry
+        src = BpfSchedSource(HostFS(t.host_root), bpf_dir=Path(t.bpf_dir) if t.bpf_dir else None,
+                             max_tasks=t.max_tasks, ringbuf_pages=t.ringbuf_pages)
+        print(src.source_text())
+        return EXIT_OK
+    return observe(settings, args.count, args.json)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from scxd.daemon import run_daemon
+
+    return run_daemon(settings, config_path=args.config)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "check-config": cmd_check_config, "observe": cmd_observe, "run": cmd_run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verb == "check-config" and args.example:
+        print(example_toml(), end="")
+        return EXIT_OK
+    path = getattr(args, "path", None) or getattr(args, "config", None)
+    try:
+        settings = load_config(path, _overrides(args))
+    except ConfigError as exc:
+        print(f"scxd: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.verb](args, settings)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
