@@ -189,6 +189,41 @@ class JournalConfig(Section):
     fsync: bool = Field(True, description="fsync after each record (crash-safe)")
 
 
+Scalar = bool | int | float | str
+
+
+class ParamConfig(Section):
+    """One parameter of a ``[schedulers.NAME]`` entry (same fields as the catalog)."""
+
+    name: str
+    kind: Literal["bool", "int", "float", "choice"] | None = None
+    default: Scalar | None = None
+    flag: str | None = None
+    render: Literal["switch", "option", "choice_flag", "debugfs"] | None = None
+    doc: str | None = None
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+    pattern: str | None = None
+    explore: bool | None = None
+
+
+class SchedulerConfig(Section):
+    """Add a scheduler, or override a built-in one (see scxd/catalog.py for the fields)."""
+
+    enabled: bool = True
+    binary: str = ""
+    ops_prefix: str = ""
+    description: str = ""
+    help_args: list[str] | None = None
+    explore: bool | None = None
+    params: list[ParamConfig] = []
+    remove_params: list[str] = []
+    presets: dict[str, dict[str, Scalar]] = {}
+    constraints: list[str] = []
+
+
 class Settings(BaseSettings):
     """Everything scxd can be told."""
 
@@ -208,6 +243,13 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     control: ControlConfig = ControlConfig()
     journal: JournalConfig = JournalConfig()
+    schedulers: dict[str, SchedulerConfig] = Field(
+        default_factory=dict, description="catalog additions and overrides, by name")
+
+    def scheduler_overrides(self) -> dict[str, dict[str, Any]]:
+        """The [schedulers.*] tables as plain dicts, only the keys actually given."""
+        return {name: cfg.model_dump(exclude_unset=True)
+                for name, cfg in self.schedulers.items()}
 
     @classmethod
     def settings_customise_sources(
@@ -378,7 +420,7 @@ def _describe_field(info: FieldInfo) -> str:
 
 def _emit_fields(model: type[BaseModel], lines: list[str]) -> None:
     for name, info in model.model_fields.items():
-        if isinstance(info.default, BaseModel):
+        if isinstance(info.default, BaseModel) or name == "schedulers":
             continue
         lines += textwrap.wrap(f"{info.description} ({_describe_field(info)})", width=98,
                                initial_indent="# ", subsequent_indent="# ")
@@ -403,15 +445,64 @@ def example_toml() -> str:
             lines.append(f"# {section.__doc__.strip()}")
             lines.append("")
             _emit_fields(section, lines)
+    lines += SCHEDULERS_EXAMPLE.splitlines()
     return "\n".join(lines).rstrip() + "\n"
+
+
+SCHEDULERS_EXAMPLE = """
+# [schedulers.NAME] adds a scheduler or overrides a built-in one; `scxd catalog` lists the
+# result.  Nothing here is set by default.  A custom scheduler needs binary and ops_prefix:
+#
+# [schedulers.scx_mysched]
+# binary = "/opt/scx/bin/scx_mysched"
+# ops_prefix = "mysched"           # matched against /sys/kernel/sched_ext/root/ops
+# description = "my experimental scheduler"
+# help_args = ["--help"]           # the probe checks every flag against this output
+# constraints = ["slice_us >= slice_min_us"]
+# [[schedulers.scx_mysched.params]]
+# name = "slice_us"
+# kind = "int"                     # bool | int | float | choice
+# flag = "--slice-us"
+# default = 5000
+# min = 100
+# max = 100000
+# [[schedulers.scx_mysched.params]]
+# name = "slice_min_us"
+# kind = "int"
+# flag = "--slice-min-us"
+# default = 500
+# [schedulers.scx_mysched.presets]
+# short = { slice_us = 1000 }
+#
+# Overriding a built-in: a different binary, one parameter narrowed, one removed.
+# [schedulers.scx_bpfland]
+# binary = "/usr/local/bin/scx_bpfland"
+# remove_params = ["cpufreq"]
+# [[schedulers.scx_bpfland.params]]
+# name = "slice_us"
+# max = 20000
+#
+# [schedulers.scx_central]
+# enabled = false                  # drop an entry
+"""
 
 
 def effective_toml(settings: Settings) -> str:
     """The effective settings rendered as TOML (for check-config)."""
-    data = settings.model_dump()
+    data = settings.model_dump(exclude={"schedulers"})
     lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for k, v in data.items():
         if isinstance(v, dict):
             lines.append(f"\n[{k}]")
             lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    for name, table in settings.scheduler_overrides().items():
+        lines.append(f"\n[schedulers.{name}]")
+        lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in table.items()
+                  if kk not in ("params", "presets")]
+        for preset, values in table.get("presets", {}).items():
+            inner = ", ".join(f"{pk} = {_toml_value(pv)}" for pk, pv in values.items())
+            lines.append(f"presets.{preset} = {{ {inner} }}")
+        for param in table.get("params", []):
+            lines.append(f"\n[[schedulers.{name}.params]]")
+            lines += [f"{pk} = {_toml_value(pv)}" for pk, pv in param.items()]
     return "\n".join(lines) + "\n"
