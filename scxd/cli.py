@@ -7,13 +7,16 @@ started).  Configuration precedence: defaults < TOML (--config) < SCXD_* env < f
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from scxd import __version__
+from scxd.catalog import Catalog, CatalogError, build_catalog
 from scxd.config import ConfigError, Settings, effective_toml, example_toml, load_config
+from scxd.probe import ProbedCatalog
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -53,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     obs.add_argument("--print-bpf", action="store_true",
                      help="print the BPF program and its cflags, then exit")
 
+    cat = with_config(sub.add_parser("catalog", help="list schedulers, parameters, presets "
+                                     "and whether they are available here"))
+    fmt = cat.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable")
+    fmt.add_argument("--markdown", action="store_true",
+                     help="the README table (built-in catalog, no probing)")
+
     chk = sub.add_parser("check-config", help="validate a config and print the effective one")
     chk.add_argument("path", nargs="?", metavar="PATH",
                      help="config file (default: /etc/scxd/config.toml when present)")
@@ -70,8 +80,39 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return o
 
 
+def catalog_from_settings(settings: Settings, source: str | None) -> Catalog:
+    """The catalog with the config's [schedulers.*] applied; errors become ConfigError."""
+    try:
+        return build_catalog(settings.scheduler_overrides())
+    except CatalogError as exc:
+        raise ConfigError(f"{source or 'settings'}: {exc}") from None
+
+
+def probed_catalog(settings: Settings, source: str | None) -> ProbedCatalog:
+    from scxd.hostfs import HostFS
+    from scxd.probe import probe_catalog
+
+    return probe_catalog(catalog_from_settings(settings, source),
+                         settings.actuator.search_path, HostFS(settings.telemetry.host_root))
+
+
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    catalog_from_settings(settings, args.path)
     print(effective_toml(settings), end="")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from scxd.catalog_view import catalog_json, catalog_markdown, catalog_text
+
+    if args.markdown:
+        print(catalog_markdown(catalog_from_settings(settings, args.config)))
+        return EXIT_OK
+    probed = probed_catalog(settings, args.config)
+    if args.json:
+        print(json.dumps(catalog_json(probed), indent=2))
+    else:
+        print(catalog_text(probed), end="")
     return EXIT_OK
 
 
@@ -103,6 +144,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "check-config": cmd_check_config, "observe": cmd_observe, "run": cmd_run,
+    "catalog": cmd_catalog,
 }
 
 
@@ -121,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.verb](args, settings)
+    except ConfigError as exc:
+        print(f"scxd: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
 
