@@ -9,7 +9,9 @@ raise :class:`OSError` or :class:`~scxd.procparse.ParseError` so callers count t
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,6 +147,10 @@ class HostFS:
                 if stat is not None:
                     yield tid, stat
 
+    def pid_comm(self, pid: int) -> str | None:
+        data = self.read_small(f"proc/{pid}/comm", 64)
+        return None if data is None else data.decode(errors="replace").strip()
+
     def pid_alive(self, pid: int) -> bool:
         return self.exists(f"proc/{pid}")
 
@@ -164,11 +170,18 @@ class HostFS:
                 return self.path(rel)
         return None
 
+    @property
+    def is_live(self) -> bool:
+        """True for the real root: only then does scxd mount anything."""
+        return self.root.resolve() == Path("/")
+
     def ensure_tracefs(self) -> Path:
         """Mount tracefs if no mount is visible (bcc resolves tracepoints through it)."""
         found = self.tracefs()
         if found is not None:
             return found
+        if not self.is_live:
+            raise OSError(f"no tracefs under test root {self.root}")
         target = self.path(TRACEFS_CANDIDATES[0])
         res = subprocess.run(["mount", "-t", "tracefs", "nodev", str(target)],
                              capture_output=True, text=True)
@@ -186,7 +199,53 @@ class HostFS:
 
     def ensure_debugfs(self) -> bool:
         """Mount debugfs if absent; returns whether the scheduler's debugfs dir is visible."""
-        if not self.exists("sys/kernel/debug/sched") and self.exists("sys/kernel/debug"):
+        if (self.is_live and not self.exists("sys/kernel/debug/sched")
+                and self.exists("sys/kernel/debug")):
             subprocess.run(["mount", "-t", "debugfs", "nodev", str(self.path("sys/kernel/debug"))],
                            capture_output=True)
         return self.exists(SCHED_DEBUGFS_DIR)
+
+    # -- kernel log -----------------------------------------------------------------------
+    def kernel_log(self, after_seq: int = -1) -> list[tuple[int, str]]:
+        """(sequence, message) of kernel log records newer than ``after_seq``.
+
+        Reads /dev/kmsg (one record per read; "prio,seq,usec,flags;message").  In a test
+        tree ``dev/kmsg`` is a regular file with one such record per line.
+        """
+        try:
+            fd = os.open(self.path("dev/kmsg"), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, PermissionError):
+            return []
+        raw: list[str] = []
+        try:
+            if stat.S_ISCHR(os.fstat(fd).st_mode):
+                while True:
+                    try:
+                        rec = os.read(fd, 8192)
+                    except BlockingIOError:
+                        break
+                    except OSError as exc:
+                        if exc.errno == errno.EPIPE:  # overwritten while we read: go on
+                            continue
+                        raise
+                    if not rec:
+                        break
+                    raw.append(rec.decode(errors="replace"))
+            else:
+                with os.fdopen(os.dup(fd), encoding="utf-8", errors="replace") as fh:
+                    raw = fh.read().splitlines()
+        finally:
+            os.close(fd)
+        out = []
+        for rec in raw:
+            head, sep, msg = rec.partition(";")
+            if not sep:
+                continue
+            fields = head.split(",")
+            try:
+                seq = int(fields[1])
+            except (IndexError, ValueError):
+                continue
+            if seq > after_seq:
+                out.append((seq, msg.split("\n", 1)[0]))
+        return out
