@@ -445,7 +445,8 @@ class Actuator:
         for pid in self.host.pids():
             comm = self.host.pid_comm(pid)
             if comm and (comm in binaries or comm.startswith("scx_")) and \
-                    (self.proc is None or pid != self.proc.pid):
+                    (self.proc is None or pid != self.proc.pid) and \
+                    not self.host.is_kernel_thread(pid):
                 log.warning("reclaiming: stopping %s[%d] started outside scxd", comm, pid)
                 runner.stop_foreign(pid, self.cfg.stop_timeout)
         self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
@@ -496,20 +497,28 @@ class Actuator:
             return []
         if rc is None and k.enabled and not ours_running:
             kind, detail = "takeover", f"{k.ops} replaced {name} (enable_seq {k.enable_seq})"
-        elif rc is None and (k.state in ("disabled", "disabling") or not ours_running):
-            # Ejected by the kernel while the loader still lives.
-            self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
-            kind = "ejected"
-            detail = self._kernel_reason() or self.proc.output.exit_line or "state disabled"
         else:
+            # The kernel no longer runs ours.  A dying loader is seen as disabled before it
+            # can be reaped: give it the stop grace to finish exiting before judging.
+            self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
+            deadline = time.monotonic() + self.cfg.stop_timeout
+            while rc is None and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+                rc = self.proc.poll()
             reason = self._kernel_reason()
             exit_line = self.proc.output.exit_line
+            k = self.kernel()
+            # The kernel's reason decides: a stall, a BPF error or sysrq is an ejection
+            # (the loader often exits 0 after it); "unregistered from user space" means
+            # the loader itself went away — killed or crashed.
             ejected = any(r for r in (reason, exit_line)
                           if r and not any(c in r for c in CLEAN_EXIT_REASONS))
-            kind = "ejected" if ejected and rc is not None and rc >= 0 else "crashed"
+            kind = "ejected" if ejected or rc is None else "crashed"
             if k.enabled and not ours_running:
                 kind = "takeover"
-            detail = "; ".join(x for x in (f"exit code {rc}", exit_line, reason) if x)
+            how = ("still running" if rc is None else f"killed by signal {-rc}" if rc < 0
+                   else f"exit code {rc}")
+            detail = "; ".join(x for x in (how, exit_line, reason) if x)
         proc, self.proc = self.proc, None
         proc.stop(self.cfg.stop_timeout)
         tail = proc.output.text(10)

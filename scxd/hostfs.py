@@ -151,6 +151,18 @@ class HostFS:
         data = self.read_small(f"proc/{pid}/comm", 64)
         return None if data is None else data.decode(errors="replace").strip()
 
+    def is_kernel_thread(self, pid: int) -> bool:
+        """PF_KTHREAD in /proc/<pid>/stat flags (field 9): e.g. sched_ext's own
+        scx_ops_enable_helper, which must never be mistaken for a loader."""
+        data = self.read_small(f"proc/{pid}/stat", 1024)
+        if data is None:
+            return False
+        fields = data[data.rfind(b")") + 2:].split()
+        try:
+            return bool(int(fields[6]) & 0x00200000)
+        except (IndexError, ValueError):
+            return False
+
     def pid_alive(self, pid: int) -> bool:
         return self.exists(f"proc/{pid}")
 

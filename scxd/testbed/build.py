@@ -365,4 +365,4 @@ def describe(art: Artifacts) -> dict:
             **(art.manifest() if art.manifest_path.exists() else {})}
 
 
-__all__ = ["Artifacts", "BuildError", "artifacts_for", "build", "describe", "asdict"]
+__all__ = ["Artifacts", "BuildError", "artifacts_for", "asdict", "build", "describe"]

@@ -1,0 +1,362 @@
+"""End-to-end scenarios run *inside* the sched_ext guest, with scxd's own code.
+
+``python -m scxd.testbed.guest_scenarios --testbed DIR --out DIR [--only a,b]`` runs each
+scenario against the real kernel and appends one JSON record per scenario to
+``OUT/scenarios.jsonl``: name, ok, every check (what, ok, got), timings and data.  The
+host's pytest reads those records (tests/test_testbed.py); nothing is judged by grepping
+console text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scxd.actuator import Actuator
+from scxd.catalog import Action, build_catalog
+from scxd.config import ActuatorConfig
+from scxd.hostfs import HostFS
+from scxd.probe import probe_catalog
+from scxd.schedext import read_state
+
+TESTBED_BIN = ""  # set from --testbed: the artifacts' bin/ (dynamically linked loaders)
+HOST = HostFS("/")
+
+
+class Record:
+    def __init__(self, name: str):
+        self.name = name
+        self.checks: list[dict[str, Any]] = []
+        self.data: dict[str, Any] = {}
+        self.start = time.monotonic()
+        self.wall_start = time.time()
+
+    def check(self, what: str, ok: bool, got: Any = None) -> bool:
+        self.checks.append({"what": what, "ok": bool(ok), "got": got})
+        return bool(ok)
+
+    def as_dict(self, error: str = "") -> dict:
+        return {"scenario": self.name, "ok": not error and all(c["ok"] for c in self.checks)
+                and bool(self.checks), "checks": self.checks, "data": self.data,
+                "error": error, "seconds": round(time.monotonic() - self.start, 3)}
+
+
+def make_actuator(state_dir: Path, **cfg: Any) -> Actuator:
+    base = {"search_path": [TESTBED_BIN], "start_timeout": 15.0, "stop_timeout": 3.0,
+            "disable_timeout": 10.0}
+    base.update(cfg)
+    probed = probe_catalog(build_catalog(), [TESTBED_BIN], HOST)
+    return Actuator(probed, HOST, ActuatorConfig(**base), state_dir)
+
+
+def pid1_on_ext() -> bool:
+    text = HOST.read_optional("proc/1/sched") or ""
+    return any(line.split(":")[0].strip() == "ext.enabled" and line.split(":")[1].strip() == "1"
+               for line in text.splitlines() if ":" in line)
+
+
+def poll_until(act: Actuator, kinds: set[str], timeout: float) -> list:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen += act.poll()
+        if kinds & {e.kind for e in seen}:
+            return seen
+        time.sleep(0.1)
+    return seen
+
+
+class Load:
+    """Background user threads so stalls and errors have tasks to hit."""
+
+    def __init__(self, n: int = 2):
+        code = "import time\nwhile True:\n  time.sleep(0.002)\n  sum(range(2000))"
+        self.procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+# -- scenarios --------------------------------------------------------------------------------
+def swap_sequence(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    cat = act.catalog
+    r.data["availability"] = {n: a.as_dict() for n, a in act.probed.availability.items()
+                              if n in ("scx_simple", "scx_qmap", "scx_flatcg", "scx_central")}
+    seq = read_state(HOST).enable_seq
+    swaps = []
+    for action in (cat.action("scx_simple"), cat.action("scx_qmap"), cat.action("scx_flatcg"),
+                   cat.action("scx_simple", preset="fifo"), cat.fair()):
+        res = act.apply(action)
+        k = read_state(HOST)
+        label = action.label()
+        r.check(f"{label}: applied", res.outcome == "applied", res.as_dict())
+        if action.is_fair:
+            r.check(f"{label}: state disabled, no root/ops", k.state == "disabled"
+                    and k.ops is None, k.as_dict())
+            r.check(f"{label}: pid 1 back on the fair class", not pid1_on_ext())
+        else:
+            seq += 1
+            prefix = cat.get(action.scheduler).ops_prefix
+            r.check(f"{label}: state enabled", k.state == "enabled", k.state)
+            r.check(f"{label}: root/ops has prefix {prefix}", k.runs(prefix), k.ops)
+            r.check(f"{label}: enable_seq +1", k.enable_seq == seq, k.enable_seq)
+            r.check(f"{label}: pid 1 runs on sched_ext", pid1_on_ext())
+            r.check(f"{label}: actuator verified", act.verified(action))
+        swaps.append({"to": label, "to_disabled_s": res.timings.to_disabled_s,
+                      "to_enabled_s": res.timings.to_enabled_s,
+                      "total_s": res.timings.total_s})
+    r.data["swaps"] = swaps
+    act.shutdown()
+
+
+def sigkill_recovery(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    want = act.catalog.action("scx_simple")
+    r.check("simple applied", act.apply(want).ok)
+    pid = act.proc.pid
+    os.kill(pid, signal.SIGKILL)
+    events = poll_until(act, {"crashed"}, 10)
+    kinds = [e.kind for e in events]
+    r.check("SIGKILL detected as crashed", "crashed" in kinds, [e.as_dict() for e in events])
+    r.check("kernel disabled after the kill", read_state(HOST).disabled)
+    events = poll_until(act, {"recovered", "recovery_failed"}, 20)
+    r.check("restarted to the intended scheduler", any(e.kind == "recovered" for e in events),
+            [e.as_dict() for e in events])
+    k = read_state(HOST)
+    r.check("kernel runs simple again with a new enable_seq", k.runs("simple")
+            and act.verified(want), k.as_dict())
+    r.check("a new process", act.proc is not None and act.proc.pid != pid)
+    act.shutdown()
+
+
+def bad_flags_rollback(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    good = act.catalog.action("scx_simple")
+    r.check("simple applied", act.apply(good).ok)
+    bad = Action("scx_qmap", (), ("-Z",))
+    res = act.apply(bad)
+    r.check("bad flags → rolled back to the last good", res.outcome == "rolled_back"
+            and res.running == good, res.as_dict())
+    r.check("reason exited with code 1", res.reason == "exited" and res.exit_code == 1,
+            [res.reason, res.exit_code])
+    r.check("kernel runs simple", read_state(HOST).runs("simple") and act.verified(good))
+    act.shutdown()
+
+
+def central_start(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    outcomes = []
+    for _ in range(3):
+        res = act.apply(act.catalog.action("scx_central"))
+        k = read_state(HOST)
+        outcomes.append({"outcome": res.outcome, "reason": res.reason,
+                         "tail": res.output_tail[-200:]})
+        if res.outcome == "applied":
+            r.check("central applied and verified", k.runs("central") and act.verified(
+                act.current), k.as_dict())
+        else:
+            r.check("a failed start rolled back to a verified scheduler",
+                    res.outcome in ("rolled_back", "fell_back_to_fair")
+                    and act.verified(act.current), res.as_dict())
+        act.apply(act.catalog.fair())
+    r.data["central_outcomes"] = outcomes
+    act.shutdown()
+
+
+def qmap_error_ejection(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    res = act.apply(act.catalog.action("scx_qmap", {"error_after": 3000}))
+    r.check("qmap -e 3000 applied", res.outcome == "applied", res.as_dict())
+    load = Load()
+    try:
+        events = poll_until(act, {"ejected", "crashed"}, 60)
+    finally:
+        load.stop()
+    ev = [e for e in events if e.kind in ("ejected", "crashed")]
+    r.check("detected as an ejection, not a clean stop", bool(ev) and ev[0].kind == "ejected",
+            [e.as_dict() for e in events])
+    r.check("with the kernel's reason scx_bpf_error",
+            bool(ev) and "scx_bpf_error" in ev[0].detail, ev[0].detail if ev else None)
+    r.check("fair scheduler afterwards", read_state(HOST).disabled and act.current.is_fair)
+    act.shutdown()
+
+
+def qmap_stall_ejection(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    res = act.apply(act.catalog.action("scx_qmap", {"stall_user_nth": 5}))
+    r.check("qmap -t 5 applied", res.outcome == "applied", res.as_dict())
+    load = Load(3)
+    try:
+        events = poll_until(act, {"ejected", "crashed"}, 90)
+    finally:
+        load.stop()
+    ev = [e for e in events if e.kind in ("ejected", "crashed")]
+    r.check("detected as an ejection", bool(ev) and ev[0].kind == "ejected",
+            [e.as_dict() for e in events])
+    detail = ev[0].detail if ev else ""
+    r.check("kernel reason: runnable task stall", "runnable task stall" in detail, detail)
+    r.check("the stalled task is named", "failed to run for" in detail, detail)
+    r.data["eject_after_s"] = round(ev[0].at - r.wall_start, 2) if ev else None
+    act.shutdown()
+
+
+def partial_mode(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    res = act.apply(act.catalog.action("scx_qmap", {"partial": True}))
+    status = act.status()["kernel"]
+    r.check("qmap -p applied", res.outcome == "applied", res.as_dict())
+    r.check("reported partial (switch_all 0)", status.get("partial") is True
+            and status.get("switch_all") is False, status)
+    r.check("pid 1 stays on the fair class", not pid1_on_ext())
+    act.shutdown()
+
+
+def external_takeover(r: Record, state: Path) -> None:
+    act = make_actuator(state)
+    ext = subprocess.Popen([f"{TESTBED_BIN}/scx_simple"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT)
+    try:
+        events = poll_until(act, {"takeover"}, 20)
+        r.check("external scheduler reported as takeover", any(
+            e.kind == "takeover" and "simple" in e.detail for e in events),
+            [e.as_dict() for e in events])
+        res = act.apply(act.catalog.action("scx_qmap"))
+        r.check("respect: our swap is blocked, not forced", res.outcome == "blocked"
+                and res.reason == "external_scheduler", res.as_dict())
+        r.check("the external one still runs", read_state(HOST).runs("simple"))
+    finally:
+        ext.send_signal(signal.SIGINT)
+        ext.wait(20)
+    events = poll_until(act, {"external_stopped"}, 20)
+    r.check("its end is reported", any(e.kind == "external_stopped" for e in events))
+    res = act.apply(act.catalog.action("scx_qmap"))
+    r.check("then ours applies", res.outcome == "applied", res.as_dict())
+    act.shutdown()
+
+
+def ebusy_race(r: Record, state: Path) -> None:
+    """Another loader starts just before ours: one of the two attaches gets EBUSY; scxd must
+    end consistent with the kernel whichever wins."""
+    act = make_actuator(state)
+    ext = subprocess.Popen([f"{TESTBED_BIN}/scx_flatcg"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    try:
+        res = act.apply(act.catalog.action("scx_simple"))
+        time.sleep(3)
+        events = act.poll()
+        k = read_state(HOST)
+        ext_rc = ext.poll()
+        ext_out = ext.stdout.read().decode(errors="replace") if ext_rc is not None else ""
+        r.data.update(outcome=res.outcome, reason=res.reason, ext_rc=ext_rc,
+                      kernel=k.as_dict(), events=[e.as_dict() for e in events])
+        if res.outcome == "applied":
+            r.check("ours won: the external loader failed", ext_rc is not None and ext_rc != 0,
+                    [ext_rc, ext_out[-300:]])
+            r.check("kernel runs ours", k.runs("simple") and act.verified(act.current))
+        else:
+            r.check("ours lost with a handled result", res.outcome in (
+                "blocked", "fell_back_to_fair", "rolled_back"), res.as_dict())
+            r.check("the loss is EBUSY or a blocked swap", res.reason in (
+                "ebusy", "external_scheduler", "exited", "ops_mismatch"), res.reason)
+            r.check("scxd reports the external scheduler", act.external_ops is not None
+                    or any(e.kind == "takeover" for e in events), act.status())
+    finally:
+        if ext.poll() is None:
+            ext.send_signal(signal.SIGINT)
+            ext.wait(20)
+    act.poll()
+    act.shutdown()
+    r.check("ends disabled", read_state(HOST).disabled)
+
+
+def bpf_telemetry(r: Record, state: Path) -> None:
+    from scxd.telemetry.bpf import BpfSchedSource
+
+    src = BpfSchedSource(HOST)
+    src.load()
+    r.data["bpf_load_s"] = round(src.load_seconds, 2)
+    act = make_actuator(state)
+    try:
+        for action in (act.catalog.fair(), act.catalog.action("scx_simple")):
+            act.apply(action)
+            src.read()
+            load = Load(2)
+            procs = [subprocess.Popen(["true"]) for _ in range(20)]
+            for p in procs:
+                p.wait()
+            time.sleep(1.0)
+            load.stop()
+            s = src.read()
+            label = action.label()
+            r.check(f"{label}: switches seen", s.switches > 0, s.switches)
+            r.check(f"{label}: runqueue latency histogram filled",
+                    s.rq_hist.count > 0 and s.rq_hist.count == s.rq_count, s.rq_count)
+            mine = {p.pid for p in procs}
+            got = {e.pid for e in s.task_exits}
+            r.check(f"{label}: exits of 20 short tasks seen", mine <= got, len(mine & got))
+            r.data[label] = {"rq_p99_us": s.rq_hist.quantile_ns(0.99) / 1e3,
+                             "switches": s.switches, "bpf_ns_per_event":
+                             s.bpf_run_time_ns / max(1, s.bpf_run_cnt)}
+    finally:
+        src.close()
+        act.shutdown()
+
+
+SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
+    f.__name__: f for f in (swap_sequence, sigkill_recovery, bad_flags_rollback, partial_mode,
+                            external_takeover, ebusy_race, qmap_error_ejection,
+                            qmap_stall_ejection, central_start, bpf_telemetry)
+}
+
+
+def leftover_schedulers() -> list[str]:
+    out = []
+    for pid in HOST.pids():
+        comm = HOST.pid_comm(pid) or ""
+        if comm.startswith("scx_") and not HOST.is_kernel_thread(pid):
+            out.append(f"{comm}[{pid}]")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--testbed", type=Path, required=True, help="artifacts root")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--only", default="", help="comma-separated scenario names")
+    args = ap.parse_args(argv)
+    global TESTBED_BIN
+    TESTBED_BIN = str(args.testbed / "bin")
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "scenarios.jsonl"
+    for name in names:
+        r = Record(name)
+        error = ""
+        try:
+            SCENARIOS[name](r, Path(f"/tmp/scxd-state-{name}"))
+        except Exception:  # a scenario's crash is its result, the others still run
+            error = traceback.format_exc()
+        # every scenario must leave the kernel on the fair scheduler with no loader alive
+        time.sleep(0.2)
+        r.check("no scheduler process left", not leftover_schedulers(), leftover_schedulers())
+        r.check("kernel back to disabled", read_state(HOST).disabled, read_state(HOST).state)
+        with open(out, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(r.as_dict(error)) + "\n")
+        print(f"scenario {name}: {'ok' if r.as_dict(error)['ok'] else 'FAILED'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
