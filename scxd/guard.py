@@ -1,0 +1,206 @@
+"""The guard between policy and actuator: what may be applied, and when.
+
+Rules, in order (:meth:`Guard.review`):
+
+1. **pin** — a user-forced scheduler is applied at once and held; the policy is ignored.
+2. **panic** — after ``panic_failures`` consecutive actuator failures, or a failed roll
+   back, the fair scheduler is forced and the guard freezes until someone thaws it.
+3. **freeze** — hold whatever runs (optionally until an expiry).
+4. **regression** — if the median cost of the chosen scheduler's last ``regression_windows``
+   scored windows exceeds the fair scheduler's recent baseline by more than
+   log(1 + ``regression_margin``) — costs are mean log-ratios against the fair reference
+   (:mod:`scxd.reward`), so a margin of 0.5 means "50 % worse, geometric mean over the
+   objective's terms" — go back to the fair scheduler now (this bypasses dwell and budget:
+   it is the safety path).
+5. **dwell** — no swap before ``min_dwell`` seconds on the current scheduler.
+6. **budget** — at most ``swaps_per_hour`` swaps in any sliding hour.
+
+After every swap the next ``warmup_windows`` windows are *not scored* (bypass mode and cold
+caches make them the transition's, not the new scheduler's).  Every hold, override and state
+change is a :class:`GuardEvent`; the daemon journals and counts them.  Pure: time comes in
+as ``now`` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+from scxd.catalog import Action
+from scxd.config import GuardConfig
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class GuardEvent:
+    kind: str      # pin unpin freeze thaw freeze_expired panic regression dwell_hold
+    #                budget_hold frozen_hold warmup actuator_failure
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    apply: Action | None           # what to apply now (None = hold)
+    events: tuple[GuardEvent, ...]
+    why: str
+
+
+@dataclass
+class Guard:
+    cfg: GuardConfig
+    current_since: float = 0.0
+    pinned: Action | None = None
+    frozen: bool = False
+    frozen_until: float = math.inf
+    frozen_reason: str = ""
+    panic: bool = False
+    warmup_left: int = 0
+    consecutive_failures: int = 0
+    swaps: deque = field(default_factory=deque)            # monotonic times of swaps
+    scored_costs: deque = field(default_factory=deque)     # current scheduler's costs
+    counts: dict = field(default_factory=dict)             # event kind → count
+
+    def _event(self, kind: str, detail: str) -> GuardEvent:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return GuardEvent(kind, detail)
+
+    # -- user controls --------------------------------------------------------------------
+    def freeze(self, now: float, duration: float | None = None, reason: str = "user"
+               ) -> GuardEvent:
+        self.frozen = True
+        self.frozen_until = now + duration if duration else math.inf
+        self.frozen_reason = reason
+        what = f"for {duration:.0f} s" if duration else "until thawed"
+        return self._event("freeze", f"frozen {what} ({reason})")
+
+    def thaw(self) -> GuardEvent:
+        self.frozen, self.frozen_until, self.frozen_reason = False, math.inf, ""
+        was_panic, self.panic = self.panic, False
+        self.consecutive_failures = 0
+        return self._event("thaw", "thawed" + (" (panic cleared)" if was_panic else ""))
+
+    def pin(self, action: Action) -> GuardEvent:
+        self.pinned = action
+        return self._event("pin", f"pinned {action.label()}")
+
+    def unpin(self) -> GuardEvent:
+        old, self.pinned = self.pinned, None
+        return self._event("unpin", f"unpinned {old.label() if old else 'nothing'}")
+
+    # -- what the daemon reports --------------------------------------------------------------
+    def on_swap(self, now: float, swapped: bool) -> None:
+        """A swap was attempted (``swapped``: the running scheduler changed)."""
+        if swapped:
+            self.swaps.append(now)
+            self.current_since = now
+            self.warmup_left = self.cfg.warmup_windows
+            self.scored_costs.clear()
+
+    def on_kernel_change(self, now: float) -> None:
+        """The kernel's scheduler changed without a swap of ours (crash, ejection, takeover,
+        restart): warm up again and restart the dwell clock, but spend no budget."""
+        self.current_since = now
+        self.warmup_left = self.cfg.warmup_windows
+        self.scored_costs.clear()
+
+    def on_apply_result(self, ok: bool, detail: str, now: float,
+                        fell_to_fair: bool = False) -> list[GuardEvent]:
+        events: list[GuardEvent] = []
+        if ok:
+            self.consecutive_failures = 0
+            return events
+        self.consecutive_failures += 1
+        events.append(self._event("actuator_failure", f"{detail} ({self.consecutive_failures}"
+                                  f"/{self.cfg.panic_failures} in a row)"))
+        if self.consecutive_failures >= self.cfg.panic_failures and not self.panic:
+            self.panic = True
+            events.append(self._event("panic", f"{self.consecutive_failures} actuator failures"
+                                      " in a row: fair scheduler forced, frozen until thawed"))
+            events.append(self.freeze(now, None, "panic"))
+        return events
+
+    def window_scored(self) -> bool:
+        """Call once per closed window: False while the post-swap warm-up lasts."""
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            return False
+        return True
+
+    def record_cost(self, cost: float) -> None:
+        self.scored_costs.append(cost)
+        while len(self.scored_costs) > self.cfg.regression_windows:
+            self.scored_costs.popleft()
+
+    def regressed(self, baseline: float | None) -> str:
+        """Non-empty (the evidence) when the current scheduler is measurably worse."""
+        if baseline is None or len(self.scored_costs) < self.cfg.regression_windows:
+            return ""
+        median = statistics.median(self.scored_costs)
+        if median - baseline > math.log1p(self.cfg.regression_margin):
+            return (f"median cost {median:.3f} over {len(self.scored_costs)} windows vs fair "
+                    f"baseline {baseline:.3f}: ×{math.exp(median - baseline):.2f} worse "
+                    f"(margin {self.cfg.regression_margin:.0%})")
+        return ""
+
+    def swaps_last_hour(self, now: float) -> int:
+        while self.swaps and now - self.swaps[0] > HOUR:
+            self.swaps.popleft()
+        return len(self.swaps)
+
+    # -- the decision ---------------------------------------------------------------------------
+    def review(self, proposed: Action, current: Action, fair: Action, now: float,
+               baseline: float | None = None) -> Verdict:
+        events: list[GuardEvent] = []
+        if self.frozen and now >= self.frozen_until:
+            self.frozen, self.frozen_until, self.frozen_reason = False, math.inf, ""
+            events.append(self._event("freeze_expired", "freeze expired"))
+        if self.pinned is not None:
+            target = self.pinned
+            return Verdict(None if target.same_as(current) else target, tuple(events),
+                           f"pinned {target.label()}")
+        if self.panic:
+            return Verdict(None if current.is_fair else fair, tuple(events),
+                           "panic: fair scheduler held until thawed")
+        if self.frozen:
+            if not proposed.same_as(current):
+                events.append(self._event("frozen_hold", f"frozen: {proposed.label()} not "
+                                          f"applied, holding {current.label()}"))
+            return Verdict(None, tuple(events), "frozen")
+        evidence = "" if current.is_fair else self.regressed(baseline)
+        if evidence:
+            events.append(self._event("regression", f"{current.label()} → fair: {evidence}"))
+            return Verdict(fair, tuple(events), "regression guard")
+        if proposed.same_as(current):
+            return Verdict(None, tuple(events), "policy keeps the current scheduler")
+        dwell = now - self.current_since
+        if dwell < self.cfg.min_dwell:
+            events.append(self._event("dwell_hold", f"{proposed.label()} waits: "
+                                      f"{dwell:.0f} s of {self.cfg.min_dwell:.0f} s dwell"))
+            return Verdict(None, tuple(events), "minimum dwell time")
+        used = self.swaps_last_hour(now)
+        if used >= self.cfg.swaps_per_hour:
+            events.append(self._event("budget_hold", f"{proposed.label()} refused: {used} "
+                                      f"swaps in the last hour (budget "
+                                      f"{self.cfg.swaps_per_hour})"))
+            return Verdict(None, tuple(events), "swap budget")
+        return Verdict(proposed, tuple(events), "policy")
+
+    def status(self, now: float) -> dict:
+        return {
+            "frozen": self.frozen, "frozen_reason": self.frozen_reason,
+            "frozen_for_s": None if not self.frozen or math.isinf(self.frozen_until)
+            else max(0.0, self.frozen_until - now),
+            "pinned": self.pinned.as_dict() if self.pinned else None, "panic": self.panic,
+            "warmup_windows_left": self.warmup_left,
+            "on_current_for_s": now - self.current_since,
+            "swaps_last_hour": self.swaps_last_hour(now),
+            "swap_budget_per_hour": self.cfg.swaps_per_hour,
+            "consecutive_failures": self.consecutive_failures,
+            "events": dict(self.counts),
+        }

@@ -1,0 +1,242 @@
+"""Reward (pure), guard rules, and the two baseline policies."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scxd.catalog import build_catalog
+from scxd.config import GuardConfig, PolicyConfig
+from scxd.features import featurize
+from scxd.guard import Guard
+from scxd.policy import eligible_arms
+from scxd.policy.baseline import FixedPolicy, RulePolicy, make_policy
+from scxd.probe import Availability, ProbedCatalog
+from scxd.reward import FairReference, cost, window_terms
+from scxd.types import Window
+
+CAT = build_catalog()
+FAIR = CAT.fair()
+SIMPLE = CAT.action("scx_simple")
+QMAP = CAT.action("scx_qmap")
+
+
+def window(**metrics) -> Window:
+    base = {"turnaround_avg_s": 0.2, "response_avg_s": 1e-4, "fairness_cv": 0.5,
+            "runq_latency_p99_s": 2e-3, "runq_latency_mean_s": 1e-4,
+            "tasks_completed_per_s": 10.0, "turnarounds_total_delta": 5.0,
+            "responses_total_delta": 5.0, "T_cpu_user_avg": 50.0, "ncpus": 2.0,
+            "T_busiest_cpu_pct_avg": 20.0}
+    base.update(metrics)
+    return Window(0, 5, 0, 5, 5, base, ())
+
+
+def probed(available: set[str]) -> ProbedCatalog:
+    avail = {s.name: Availability(s.name, s.name in available or s.is_fair,
+                                  binary_path=f"/x/{s.name}") for s in CAT}
+    return ProbedCatalog(CAT, avail)
+
+
+# -- reward -----------------------------------------------------------------------------------
+def test_terms_read_from_the_window():
+    t = window_terms(window())
+    assert t["turnaround_s"] == 0.2 and t["runq_p99_s"] == 2e-3
+    assert t["user_cpu"] == pytest.approx(1.0)  # 50 % of 2 CPUs
+
+
+def test_terms_without_exits_are_missing():
+    t = window_terms(window(turnarounds_total_delta=0, responses_total_delta=0))
+    assert t["turnaround_s"] is None and t["response_s"] is None
+
+
+def test_schedstat_mode_uses_the_mean_latency():
+    w = window()
+    del w.metrics["runq_latency_p99_s"]
+    assert window_terms(w)["runq_p99_s"] == 1e-4
+
+
+def test_balanced_cost_is_relative_to_fair():
+    ref = {"turnaround_s": 0.2, "response_s": 1e-4, "fairness_cv": 0.5}
+    same = cost(window_terms(window()), "balanced", ref)
+    assert same.value == pytest.approx(0.0) and same.neutral == ()
+    worse = cost(window_terms(window(turnaround_avg_s=0.4)), "balanced", ref)
+    assert worse.value == pytest.approx(math.log(2) / 3) and worse.ratios["turnaround_s"] == 2.0
+    assert worse.reward == -worse.value
+    better = cost(window_terms(window(response_avg_s=0.5e-4)), "balanced", ref)
+    assert better.value == pytest.approx(-math.log(2) / 3)
+
+
+def test_outliers_are_clipped():
+    ref = {"turnaround_s": 0.2, "response_s": 1e-4, "fairness_cv": 0.5}
+    wild = cost(window_terms(window(turnaround_avg_s=200.0)), "balanced", ref)
+    assert wild.ratios["turnaround_s"] == 1000.0 and wild.value == pytest.approx(3.0 / 3)
+    zero = cost(window_terms(window(fairness_cv=0.0)), "balanced", ref)
+    assert zero.value == pytest.approx(-3.0 / 3)
+
+
+def test_missing_reference_or_term_is_neutral():
+    c = cost(window_terms(window()), "balanced", {})
+    assert c.value == 0.0 and set(c.neutral) == {"turnaround_s", "response_s", "fairness_cv"}
+    c = cost({"runq_p99_s": None}, "latency", {"runq_p99_s": 1.0})
+    assert c.value == 0.0 and c.neutral == ("runq_p99_s",)
+
+
+def test_latency_and_throughput_signs():
+    ref = {"runq_p99_s": 1e-3, "completed_per_s": 10.0, "user_cpu": 1.0}
+    assert cost(window_terms(window()), "latency", ref).value == pytest.approx(math.log(2))
+    tp = cost(window_terms(window(tasks_completed_per_s=20.0)), "throughput", ref)
+    assert tp.value == pytest.approx(-math.log(2) / 2)  # more work: lower cost
+    with pytest.raises(ValueError, match="unknown objective"):
+        cost({}, "speed", ref)
+
+
+def test_fair_reference_is_a_rolling_median():
+    ref = FairReference(size=3)
+    for v in (1.0, 2.0, 3.0, 40.0):
+        ref.add({"turnaround_s": v, "response_s": None})
+        ref.add_cost("balanced", v)
+    assert ref.means() == {"turnaround_s": 3.0}  # median of 2, 3, 40: the outlier is moot
+    assert ref.baseline_cost("balanced") == 15.0 and ref.baseline_cost("latency") is None
+
+
+# -- guard ------------------------------------------------------------------------------------
+def guard(**cfg) -> Guard:
+    base = {"min_dwell": 30.0, "warmup_windows": 1, "swaps_per_hour": 3,
+            "regression_margin": 0.1, "regression_windows": 3, "panic_failures": 2}
+    base.update(cfg)
+    return Guard(GuardConfig(**base), current_since=0.0)
+
+
+def test_dwell_then_apply():
+    g = guard()
+    v = g.review(SIMPLE, FAIR, FAIR, now=10.0)
+    assert v.apply is None and v.events[0].kind == "dwell_hold"
+    v = g.review(SIMPLE, FAIR, FAIR, now=31.0)
+    assert v.apply == SIMPLE and v.why == "policy"
+
+
+def test_same_choice_is_not_a_swap():
+    assert guard().review(FAIR, FAIR, FAIR, now=100.0).apply is None
+
+
+def test_swap_budget_per_sliding_hour():
+    g = guard(min_dwell=0.0)
+    for t in (1.0, 2.0, 3.0):
+        g.on_swap(t, True)
+    v = g.review(SIMPLE, FAIR, FAIR, now=4.0)
+    assert v.apply is None and v.events[0].kind == "budget_hold"
+    assert g.review(SIMPLE, FAIR, FAIR, now=3601.5).apply == SIMPLE
+
+
+def test_warmup_windows_are_not_scored():
+    g = guard(warmup_windows=2)
+    g.on_swap(1.0, True)
+    assert [g.window_scored() for _ in range(3)] == [False, False, True]
+    g.on_kernel_change(5.0)
+    assert g.window_scored() is False and g.swaps_last_hour(5.0) == 1
+
+
+def test_freeze_holds_and_expires():
+    g = guard(min_dwell=0.0)
+    g.freeze(now=0.0, duration=60.0)
+    v = g.review(SIMPLE, FAIR, FAIR, now=10.0)
+    assert v.apply is None and v.events[0].kind == "frozen_hold"
+    v = g.review(SIMPLE, FAIR, FAIR, now=61.0)
+    assert v.apply == SIMPLE and v.events[0].kind == "freeze_expired"
+    g.freeze(now=70.0)
+    assert g.status(1e9)["frozen"] and g.status(1e9)["frozen_for_s"] is None
+    g.thaw()
+    assert g.review(SIMPLE, FAIR, FAIR, now=100.0).apply == SIMPLE
+
+
+def test_pin_overrides_policy_dwell_and_freeze():
+    g = guard()
+    g.freeze(0.0)
+    g.pin(QMAP)
+    assert g.review(SIMPLE, FAIR, FAIR, now=1.0).apply == QMAP
+    assert g.review(SIMPLE, QMAP, FAIR, now=2.0).apply is None  # already runs
+    g.unpin()
+    assert g.review(SIMPLE, QMAP, FAIR, now=3.0).apply is None  # frozen again
+
+
+def test_regression_guard_goes_back_to_fair():
+    g = guard(min_dwell=86400.0)  # margin 10 %: log(1.1) ≈ 0.095 over the baseline
+    for c in (0.15, 0.2, 0.12):
+        g.record_cost(c)
+    v = g.review(SIMPLE, SIMPLE, FAIR, now=5.0, baseline=0.0)
+    assert v.apply == FAIR and v.events[0].kind == "regression"
+    assert "vs fair baseline 0.000: ×1.16 worse" in v.events[0].detail
+    g2 = guard()
+    for c in (0.05, 0.08, 0.05):
+        g2.record_cost(c)
+    assert g2.review(SIMPLE, SIMPLE, FAIR, now=5.0, baseline=0.0).apply is None  # < 10 %
+    g3 = guard()
+    g3.record_cost(9.0)  # too few windows to judge
+    assert g3.regressed(0.0) == ""
+
+
+def test_regression_uses_the_median_not_one_wild_window():
+    g = guard()
+    for c in (3.0, 0.01, 0.02):
+        g.record_cost(c)
+    assert g.regressed(0.0) == ""
+    assert not guard().regressed(None)
+
+
+def test_panic_after_repeated_failures():
+    g = guard(min_dwell=0.0)
+    ev = g.on_apply_result(False, "exited: boom", 1.0)
+    assert [e.kind for e in ev] == ["actuator_failure"] and not g.panic
+    ev = g.on_apply_result(False, "exited: boom", 2.0)
+    assert [e.kind for e in ev] == ["actuator_failure", "panic", "freeze"] and g.panic
+    assert g.review(SIMPLE, SIMPLE, FAIR, now=3.0).apply == FAIR
+    assert g.review(SIMPLE, FAIR, FAIR, now=4.0).apply is None
+    g.thaw()
+    assert not g.panic and g.review(SIMPLE, FAIR, FAIR, now=5.0).apply == SIMPLE
+    assert g.status(5.0)["events"]["panic"] == 1
+
+
+# -- policies ---------------------------------------------------------------------------------
+def test_arms_come_from_available_explorable_entries():
+    arms = eligible_arms(probed({"scx_simple", "scx_central", "scx_bpfland"}))
+    labels = [a.label() for a in arms]
+    assert labels[0] == "fair" and "scx_simple -f" in labels
+    assert not any(label.startswith("scx_central") for label in labels)  # explore = False
+    assert "scx_bpfland --primary-domain all" in labels
+    assert labels.count("scx_bpfland") == 1  # default and "auto" render alike: one arm
+
+
+def test_fixed_policy():
+    p = make_policy(PolicyConfig(name="fixed", scheduler="scx_simple", preset="fifo"),
+                    probed({"scx_simple"}))
+    assert isinstance(p, FixedPolicy)
+    d = p.decide(featurize(window()), eligible_arms(probed({"scx_simple"})), window())
+    assert d.action.label() == "scx_simple -f" and d.propensity == 1.0
+    assert math.isclose(sum(d.distribution.values()), 1.0) and not d.explore
+    gone = FixedPolicy(PolicyConfig(name="fixed", scheduler="scx_simple"), probed(set()))
+    assert gone.target.is_fair and "unavailable" in gone.reason
+    with pytest.raises(ValueError, match="no preset"):
+        FixedPolicy(PolicyConfig(name="fixed", scheduler="scx_simple", preset="x"),
+                    probed({"scx_simple"}))
+
+
+def test_rule_policy_hysteresis():
+    cfg = PolicyConfig(name="rule", busy_cpu_pct=90, busy_windows=2, idle_windows=3,
+                       busy_schedulers=["scx_lavd", "scx_simple"])
+    pc = probed({"scx_simple"})
+    p = RulePolicy(cfg, pc)
+    arms = eligible_arms(pc)
+    busy, quiet = window(T_busiest_cpu_pct_avg=95.0), window(T_busiest_cpu_pct_avg=10.0)
+    seq = [busy, busy, quiet, quiet, busy, quiet, quiet, quiet]
+    chosen = [p.decide(featurize(w), arms, w).action.label() for w in seq]
+    assert chosen == ["fair", "scx_simple", "scx_simple", "scx_simple", "scx_simple",
+                      "scx_simple", "scx_simple", "fair"]
+    d = p.decide(featurize(busy), arms, busy)
+    assert d.propensity == 1.0 and d.scores["busiest_cpu_pct"] == 95.0
+
+
+def test_rule_policy_without_any_busy_scheduler():
+    p = RulePolicy(PolicyConfig(), probed(set()))
+    d = p.decide(featurize(window(T_busiest_cpu_pct_avg=99.0)), [FAIR], window())
+    assert d.action.is_fair and "holding fair" in d.reason
