@@ -1,0 +1,62 @@
+"""sd_notify: tell systemd we are READY, alive (WATCHDOG), STOPPING, and our STATUS.
+
+The protocol is one datagram of ``KEY=VALUE`` lines to the AF_UNIX socket named in
+``$NOTIFY_SOCKET`` (a leading ``@`` means the abstract namespace).  Without that variable
+(not started by systemd) every call is a no-op.  ``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``
+when set, which must be ours) gives the watchdog period; pings are due every half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+
+
+class Notifier:
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        addr = env.get("NOTIFY_SOCKET", "")
+        if addr.startswith("@"):
+            addr = "\0" + addr[1:]
+        self.address = addr or None
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        ours = not pid or pid == str(os.getpid())
+        self.watchdog_interval = int(usec) / 2e6 if usec.isdigit() and ours else None
+        self.sent = 0
+        self.errors = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def send(self, **fields: str | int) -> bool:
+        """Send ``KEY=VALUE`` lines; returns False (and counts) when it could not."""
+        if self.address is None:
+            return False
+        payload = "\n".join(f"{k}={v}" for k, v in fields.items()).encode()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.connect(self.address)
+                s.sendall(payload)
+        except OSError:
+            self.errors += 1
+            return False
+        self.sent += 1
+        return True
+
+    def ready(self, status: str = "") -> bool:
+        return self.send(READY=1, **({"STATUS": status} if status else {}))
+
+    def watchdog(self) -> bool:
+        return self.send(WATCHDOG=1)
+
+    def stopping(self, status: str = "") -> bool:
+        return self.send(STOPPING=1, **({"STATUS": status} if status else {}))
+
+    def status(self, text: str) -> bool:
+        return self.send(STATUS=text.replace("\n", " "))
+
+    def reloading(self) -> bool:
+        return self.send(RELOADING=1)
