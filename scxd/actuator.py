@@ -293,7 +293,8 @@ class Actuator:
         return (self.proc is not None and self.proc.alive() and k.runs(prefix)
                 and k.enable_seq == self.our_seq)
 
-    def apply(self, action: Action) -> ApplyResult:
+    def apply(self, action: Action, force: bool = False) -> ApplyResult:
+        """Make the kernel run ``action``; ``force`` restarts it even when it already runs."""
         start = time.monotonic()
         previous = self.current
         if self.mode == "advisory":
@@ -305,7 +306,7 @@ class Actuator:
             self.history.append(res)
             return res
         k = self.kernel()
-        if self.verified(action, k):
+        if not force and self.verified(action, k):
             res = ApplyResult("noop", action, action, previous,
                               SwapTimings(0.0, 0.0, time.monotonic() - start),
                               kernel=k.as_dict())
@@ -327,6 +328,7 @@ class Actuator:
             return self._roll_back(action, previous, fail, start)
         self.last_good = action
         self.external_ops = None
+        self._retry_at = None  # whatever was pending is superseded by this verified swap
         res = ApplyResult("applied", action, action, previous,
                           SwapTimings(to_disabled, to_enabled, time.monotonic() - start),
                           kernel=self.kernel().as_dict())

@@ -311,8 +311,8 @@ class Catalog:
                preset: str | None = None) -> Action:
         spec = self.get(name)
         resolved = spec.resolve(values, preset)
-        return Action(name, tuple(sorted(resolved.items())), tuple(spec.argv(resolved)),
-                      preset or "")
+        label = preset or ("custom" if values else "default")
+        return Action(name, tuple(sorted(resolved.items())), tuple(spec.argv(resolved)), label)
 
     def fair(self) -> Action:
         return self.action(FAIR)

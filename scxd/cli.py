@@ -93,7 +93,7 @@ def probed_catalog(settings: Settings, source: str | None) -> ProbedCatalog:
     from scxd.probe import probe_catalog
 
     return probe_catalog(catalog_from_settings(settings, source),
-                         settings.actuator.search_path, HostFS(settings.telemetry.host_root))
+                         settings.actuator.search_path, HostFS(settings.host_root))
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,7 +129,8 @@ def cmd_observe(args: argparse.Namespace, settings: Settings) -> int:
         from scxd.telemetry.bpf import BpfSchedSource
 
         t = settings.telemetry
-        src = BpfSchedSource(HostFS(t.host_root), bpf_dir=Path(t.bpf_dir) if t.bpf_dir else None,
+        src = BpfSchedSource(HostFS(settings.host_root),
+                             bpf_dir=Path(t.bpf_dir) if t.bpf_dir else None,
                              max_tasks=t.max_tasks, ringbuf_pages=t.ringbuf_pages)
         print(src.source_text())
         return EXIT_OK

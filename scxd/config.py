@@ -65,8 +65,6 @@ class TelemetryConfig(Section):
                                description="size of the exited-task ring buffer (power of 2)")
     per_process: bool = Field(True, description="sum voluntary/involuntary context switches "
                               "and thread states over /proc/<pid>/status every sample")
-    host_root: str = Field("/", description="root under which /proc and /sys are read "
-                           "(for containers and tests)")
 
     @field_validator("ringbuf_pages", "max_tasks")
     @classmethod
@@ -118,11 +116,15 @@ class GuardConfig(Section):
                                 description="windows after a swap that are not scored")
     swaps_per_hour: int = Field(20, ge=0, le=3600, json_schema_extra=unit("swaps"),
                                 description="swap budget per sliding hour (0 = never swap)")
-    regression_margin: float = Field(0.10, ge=0.0, le=10.0, json_schema_extra=unit("ratio"),
+    regression_margin: float = Field(0.5, ge=0.0, le=10.0, json_schema_extra=unit("ratio"),
                                      description="go back to the fair scheduler when the "
-                                     "chosen one's cost exceeds the fair reference by this")
-    regression_windows: int = Field(3, ge=1, le=1000, json_schema_extra=unit("windows"),
-                                    description="scored windows the regression guard compares")
+                                     "chosen one is worse than the fair reference by more "
+                                     "than this (0.5 = 50 %, geometric mean of the "
+                                     "objective's terms; per-window noise is large, so only "
+                                     "gross regressions are caught quickly)")
+    regression_windows: int = Field(6, ge=1, le=1000, json_schema_extra=unit("windows"),
+                                    description="scored windows whose median the regression "
+                                    "guard compares")
     panic_failures: int = Field(3, ge=1, le=100, json_schema_extra=unit("failures"),
                                 description="consecutive actuator failures that force the "
                                 "fair scheduler and freeze")
@@ -236,6 +238,8 @@ class Settings(BaseSettings):
                            "here")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="log verbosity")
+    host_root: str = Field("/", description="root under which /proc, /sys and /dev/kmsg are "
+                           "read (for containers and tests)")
     telemetry: TelemetryConfig = TelemetryConfig()
     policy: PolicyConfig = PolicyConfig()
     guard: GuardConfig = GuardConfig()

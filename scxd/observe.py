@@ -13,6 +13,7 @@ from typing import TextIO
 from scxd.clock import Ticker
 from scxd.config import Settings
 from scxd.features import featurize
+from scxd.hostfs import HostFS
 from scxd.telemetry.sampler import Sampler
 from scxd.types import Window
 from scxd.window import Windower, window_to_dict
@@ -55,7 +56,7 @@ def run_windows(settings: Settings, count: int | None, emit: Callable[[Window], 
     tcfg = settings.telemetry
     per_window = samples_per_window(tcfg.window, tcfg.sample_interval)
     own = sampler is None
-    sampler = sampler or Sampler(tcfg)
+    sampler = sampler or Sampler(tcfg, HostFS(settings.host_root))
     if own:
         sampler.open()
     try:
@@ -80,7 +81,7 @@ def observe(settings: Settings, count: int | None, as_json: bool,
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sampler = Sampler(settings.telemetry)
+    sampler = Sampler(settings.telemetry, HostFS(settings.host_root))
     sampler.open()
     health = sampler.health
     note = (f"telemetry: {health.mode}" + (f" — DEGRADED: {health.degraded_reason}"

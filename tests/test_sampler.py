@@ -16,8 +16,8 @@ from scxd.telemetry.system import SystemSource
 
 
 def test_bpf_off_is_reported_as_degraded(snapshot_root, caplog):
-    cfg = TelemetryConfig(bpf="off", host_root=str(snapshot_root))
-    with caplog.at_level(logging.WARNING), Sampler(cfg) as sampler:
+    cfg = TelemetryConfig(bpf="off")
+    with caplog.at_level(logging.WARNING), Sampler(cfg, HostFS(snapshot_root)) as sampler:
         assert sampler.health.mode == "schedstat" and sampler.health.degraded
         assert "disabled by config" in sampler.health.degraded_reason
         s = sampler.sample(closes_window=True)
@@ -26,24 +26,24 @@ def test_bpf_off_is_reported_as_degraded(snapshot_root, caplog):
 
 
 def test_bpf_program_missing_falls_back(tmp_path, snapshot_root):
-    cfg = TelemetryConfig(bpf="auto", bpf_dir=str(tmp_path), host_root=str(snapshot_root))
-    with Sampler(cfg) as sampler:
+    cfg = TelemetryConfig(bpf="auto", bpf_dir=str(tmp_path))
+    with Sampler(cfg, HostFS(snapshot_root)) as sampler:
         assert sampler.health.mode == "schedstat"
         assert "BPF telemetry unavailable" in sampler.health.degraded_reason
         assert sampler.health.as_dict()["degraded"] is True
 
 
 def test_bpf_required_refuses_to_start(tmp_path, snapshot_root):
-    cfg = TelemetryConfig(bpf="required", bpf_dir=str(tmp_path), host_root=str(snapshot_root))
+    cfg = TelemetryConfig(bpf="required", bpf_dir=str(tmp_path))
     with pytest.raises(TelemetryUnavailable, match="required"):
-        Sampler(cfg).open()
+        Sampler(cfg, HostFS(snapshot_root)).open()
 
 
 def test_no_sched_source_at_all(tmp_path, snapshot_root):
     for f in snapshot_root.glob("proc/*/task/*/schedstat"):
         f.unlink()
-    cfg = TelemetryConfig(bpf="off", host_root=str(snapshot_root))
-    with Sampler(cfg) as sampler:
+    cfg = TelemetryConfig(bpf="off")
+    with Sampler(cfg, HostFS(snapshot_root)) as sampler:
         assert sampler.health.mode == "none"
         assert "schedstat fallback unavailable" in sampler.health.degraded_reason
         assert sampler.sample().sched is None
@@ -65,7 +65,7 @@ class FlakySystem(SystemSource):
 
 def test_failures_are_counted_and_cadence_kept(snapshot_root):
     host = HostFS(snapshot_root)
-    cfg = TelemetryConfig(bpf="off", host_root=str(snapshot_root), sample_interval=0.1,
+    cfg = TelemetryConfig(bpf="off", sample_interval=0.1,
                           window=0.3)
     settings = Settings(telemetry=cfg)
     windows = []
@@ -82,12 +82,13 @@ def test_failures_are_counted_and_cadence_kept(snapshot_root):
 
 
 def test_stop_event_ends_the_loop_promptly(snapshot_root):
-    cfg = TelemetryConfig(bpf="off", host_root=str(snapshot_root), sample_interval=5.0,
+    cfg = TelemetryConfig(bpf="off", sample_interval=5.0,
                           window=5.0)
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
     start = time.monotonic()
-    n = run_windows(Settings(telemetry=cfg), None, lambda w: None, stop)
+    settings = Settings(telemetry=cfg, host_root=str(snapshot_root))
+    n = run_windows(settings, None, lambda w: None, stop)
     assert n == 0 and time.monotonic() - start < 2.0
 
 

@@ -60,7 +60,7 @@ class Sampler:
     def __init__(self, cfg: TelemetryConfig, host: HostFS | None = None,
                  system: SystemSource | None = None):
         self.cfg = cfg
-        self.host = host or HostFS(cfg.host_root)
+        self.host = host or HostFS("/")
         self.system = system or SystemSource(self.host, per_process=cfg.per_process)
         self.sched: BpfSchedSource | SchedstatSource | None = None
         self.health = TelemetryHealth()
@@ -77,7 +77,9 @@ class Sampler:
         if self.cfg.bpf == "off":
             reason = "BPF telemetry disabled by config (telemetry.bpf = \"off\")"
         else:
-            bpf = BpfSchedSource(self.host, bpf_dir=Path(self.cfg.bpf_dir) if self.cfg.bpf_dir
+            # BPF observes the running kernel whatever host_root says: tracefs, headers and
+            # the programs' fdinfo are always the live ones.
+            bpf = BpfSchedSource(HostFS("/"), bpf_dir=Path(self.cfg.bpf_dir) if self.cfg.bpf_dir
                                  else None, max_tasks=self.cfg.max_tasks,
                                  ringbuf_pages=self.cfg.ringbuf_pages,
                                  enable_stats=self.cfg.bpf_stats)

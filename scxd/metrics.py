@@ -1,0 +1,285 @@
+"""Prometheus exposition: a collector over a snapshot the daemon updates.
+
+The daemon mutates :class:`MetricsState` (under its lock) as windows close and events happen;
+each scrape copies it and builds metric families fresh — nothing is computed at scrape time
+and no global registry is used.  Names: ``scxd_`` prefix, base units (seconds, bytes),
+``_total`` for counters, ``_info`` for metadata.  The BPF log2 histograms are exported as
+real histograms with inclusive ``le`` bounds in seconds (see :mod:`scxd.histogram`).
+Served on 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+from prometheus_client.utils import floatToGoString
+
+from scxd.actuator import FAILURE_REASONS
+from scxd.config import split_host_port
+from scxd.histogram import HIST_SLOTS, Log2Histogram, le_bounds_seconds
+
+SWAP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+KERNEL_STATES = ("enabling", "enabled", "disabling", "disabled", "unavailable")
+# Label values known in advance are exported at 0 from the start, so rate() and alert
+# expressions have a series to work on before the first event.
+SWAP_OUTCOMES = ("applied", "rolled_back", "fell_back_to_fair", "blocked", "failed",
+                 "advisory")
+ACTUATOR_EVENT_KINDS = ("ejected", "crashed", "takeover", "external_stopped", "recovered",
+                        "recovery_failed", "leftover_cleaned")
+GUARD_EVENT_KINDS = ("pin", "unpin", "freeze", "thaw", "freeze_expired", "panic",
+                     "regression", "dwell_hold", "budget_hold", "frozen_hold",
+                     "actuator_failure")
+TELEMETRY_SOURCES = ("system", "bpf", "schedstat")
+
+
+@dataclass
+class FixedHistogram:
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, v: float) -> None:
+        i = next((i for i, b in enumerate(self.bounds) if v <= b), len(self.bounds))
+        self.counts[i] += 1
+        self.total += v
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for b, c in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            acc += c
+            out.append((floatToGoString(b), acc))
+        return out
+
+
+@dataclass
+class MetricsState:
+    """Everything /metrics shows; the daemon owns and mutates it under ``lock``."""
+
+    version: str = ""
+    mode: str = "advisory"
+    policy: str = ""
+    objective: str = ""
+    scheduler: dict[str, str] = field(default_factory=lambda: {"scheduler": "fair",
+                                                                "args": "", "preset": ""})
+    intended: dict[str, str] = field(default_factory=lambda: {"scheduler": "fair",
+                                                               "args": "", "preset": ""})
+    kernel_state: str = "unavailable"
+    kernel_enable_seq: int = 0
+    swaps: Counter = field(default_factory=Counter)                 # outcome
+    swap_seconds: dict[str, FixedHistogram] = field(default_factory=dict)
+    actuator_failures: Counter = field(default_factory=Counter)     # reason
+    actuator_events: Counter = field(default_factory=Counter)       # kind
+    guard_events: Counter = field(default_factory=Counter)          # kind
+    frozen: bool = False
+    pinned: bool = False
+    windows: int = 0
+    windows_scored: int = 0
+    decisions: Counter = field(default_factory=Counter)             # (policy, explore)
+    decision_seconds: FixedHistogram = field(
+        default_factory=lambda: FixedHistogram(DECISION_BUCKETS))
+    action_probability: dict[str, float] = field(default_factory=dict)
+    reward: float | None = None
+    cost_ratio: dict[str, float] = field(default_factory=dict)
+    rq_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
+    resp_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
+    turn_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
+    last: dict[str, float] = field(default_factory=dict)            # latest window figures
+    telemetry_mode: str = "none"
+    telemetry_degraded: bool = True
+    telemetry_errors: Counter = field(default_factory=Counter)
+    collector_bpf_seconds: float = 0.0
+    collector_cpu_seconds: float = 0.0
+    journal_records: int = 0
+    journal_errors: int = 0
+    control_requests: Counter = field(default_factory=Counter)      # (method, outcome)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def snapshot(self) -> MetricsState:
+        with self.lock:
+            lock, self.lock = self.lock, None  # type: ignore[assignment]
+            try:
+                copied = copy.deepcopy(self)
+            finally:
+                self.lock = lock
+        return copied
+
+    def observe_swap(self, outcome: str, seconds: float) -> None:
+        self.swaps[outcome] += 1
+        self.swap_seconds.setdefault(outcome, FixedHistogram(SWAP_BUCKETS)).observe(seconds)
+
+
+def _log2_buckets(h: Log2Histogram) -> list[tuple[str, float]]:
+    cum = h.cumulative()
+    bounds = le_bounds_seconds(len(h.counts))
+    return [(floatToGoString(b), c) for b, c in zip(bounds, cum, strict=True)]
+
+
+class ScxdCollector:
+    """prometheus_client collector reading a :class:`MetricsState` snapshot."""
+
+    def __init__(self, state: MetricsState):
+        self.state = state
+
+    def describe(self) -> Iterable:
+        return []  # families are dynamic; don't let the registry call collect() at register
+
+    def collect(self) -> Iterable:
+        s = self.state.snapshot()
+        info = InfoMetricFamily("scxd", "scxd build and run mode")
+        info.add_metric([], {"version": s.version, "mode": s.mode, "policy": s.policy,
+                             "objective": s.objective})
+        yield info
+        sched = InfoMetricFamily("scxd_scheduler", "scheduler running now, as the kernel "
+                                 "confirmed it", labels=["scheduler", "args", "preset"])
+        sched.add_metric([s.scheduler["scheduler"], s.scheduler["args"],
+                          s.scheduler["preset"]], {})
+        yield sched
+        intended = InfoMetricFamily("scxd_intended_scheduler", "scheduler scxd wants",
+                                    labels=["scheduler", "args", "preset"])
+        intended.add_metric([s.intended["scheduler"], s.intended["args"],
+                             s.intended["preset"]], {})
+        yield intended
+        kstate = GaugeMetricFamily("scxd_kernel_sched_ext_state", "1 for the state "
+                                   "/sys/kernel/sched_ext/state reports", labels=["state"])
+        for st in KERNEL_STATES:
+            kstate.add_metric([st], 1.0 if s.kernel_state == st else 0.0)
+        yield kstate
+        yield GaugeMetricFamily("scxd_kernel_sched_ext_enable_seq", "kernel enable_seq",
+                                value=s.kernel_enable_seq)
+        yield self._counter("scxd_swaps", "scheduler swaps by outcome", "result", s.swaps,
+                            SWAP_OUTCOMES)
+        swap_h = HistogramMetricFamily("scxd_swap_duration_seconds", "decision → kernel "
+                                       "confirmed, per swap", labels=["result"])
+        for outcome, h in s.swap_seconds.items():
+            swap_h.add_metric([outcome], h.buckets(), h.total)
+        yield swap_h
+        yield self._counter("scxd_actuator_failures", "failed swaps by reason", "reason",
+                            s.actuator_failures, FAILURE_REASONS)
+        yield self._counter("scxd_actuator_events", "ejections, crashes, takeovers, "
+                            "recoveries", "kind", s.actuator_events, ACTUATOR_EVENT_KINDS)
+        yield self._counter("scxd_guard_events", "guard holds, overrides and state changes",
+                            "kind", s.guard_events, GUARD_EVENT_KINDS)
+        yield GaugeMetricFamily("scxd_frozen", "1 while swaps are frozen",
+                                value=float(s.frozen))
+        yield GaugeMetricFamily("scxd_pinned", "1 while a scheduler is pinned",
+                                value=float(s.pinned))
+        yield CounterMetricFamily("scxd_windows", "telemetry windows closed",
+                                  value=s.windows)
+        yield CounterMetricFamily("scxd_windows_scored", "windows scored (not warm-up)",
+                                  value=s.windows_scored)
+        dec = CounterMetricFamily("scxd_decisions", "policy decisions",
+                                  labels=["policy", "explore"])
+        for (policy, explore), n in s.decisions.items():
+            dec.add_metric([policy, str(explore).lower()], n)
+        yield dec
+        dh = HistogramMetricFamily("scxd_decision_duration_seconds", "window closed → "
+                                   "guard verdict (features, reward, policy, guard)")
+        dh.add_metric([], s.decision_seconds.buckets(), s.decision_seconds.total)
+        yield dh
+        prob = GaugeMetricFamily("scxd_policy_action_probability", "probability of each arm "
+                                 "in the last decision", labels=["arm"])
+        for arm, p in s.action_probability.items():
+            prob.add_metric([arm], p)
+        yield prob
+        if s.reward is not None:
+            yield GaugeMetricFamily("scxd_reward", "reward (−cost) of the last scored window "
+                                    "under the configured objective", value=s.reward)
+        ratio = GaugeMetricFamily("scxd_cost_ratio", "last scored window's terms relative to "
+                                  "the fair scheduler (1 = as good as fair)", labels=["term"])
+        for term, r in s.cost_ratio.items():
+            ratio.add_metric([term], r)
+        yield ratio
+        for name, doc, h in (
+                ("scxd_runqueue_latency_seconds", "runnable → on CPU (BPF)", s.rq_hist),
+                ("scxd_response_time_seconds", "task creation → first run (BPF)",
+                 s.resp_hist),
+                ("scxd_turnaround_time_seconds", "task creation → exit, tasks born while "
+                 "observed (BPF)", s.turn_hist)):
+            fam = HistogramMetricFamily(name, doc)
+            if len(h.counts) == HIST_SLOTS:
+                fam.add_metric([], _log2_buckets(h), h.sum_ns / 1e9)
+            yield fam
+        for key, name, doc in (
+                ("turnaround_avg_s", "scxd_turnaround_avg_seconds", "mean turnaround, last "
+                 "window"),
+                ("response_avg_s", "scxd_response_avg_seconds", "mean response, last window"),
+                ("runq_latency_p99_s", "scxd_runqueue_latency_p99_seconds",
+                 "runqueue latency p99, last window"),
+                ("fairness_cv", "scxd_fairness_cv", "CV of CPU time among tasks that "
+                 "waited, last window"),
+                ("T_cpu_busy_avg", "scxd_cpu_busy_percent", "CPU busy share, last window")):
+            if key in s.last:
+                yield GaugeMetricFamily(name, doc, value=s.last[key])
+        deg = GaugeMetricFamily("scxd_telemetry_degraded", "1 when BPF telemetry is not "
+                                "in use; mode says what runs instead (bpf, schedstat, none)",
+                                labels=["mode"])
+        deg.add_metric([s.telemetry_mode], float(s.telemetry_degraded))
+        yield deg
+        yield self._counter("scxd_telemetry_errors", "failed reads per telemetry source",
+                            "source", s.telemetry_errors, TELEMETRY_SOURCES)
+        yield CounterMetricFamily("scxd_collector_bpf_cpu_seconds", "CPU time of scxd's BPF "
+                                  "programs (BPF run-time stats)",
+                                  value=s.collector_bpf_seconds)
+        yield CounterMetricFamily("scxd_collector_cpu_seconds", "CPU time of the scxd process"
+                                  " spent sampling", value=s.collector_cpu_seconds)
+        yield CounterMetricFamily("scxd_journal_records", "journal records written",
+                                  value=s.journal_records)
+        yield CounterMetricFamily("scxd_journal_errors", "journal writes that failed",
+                                  value=s.journal_errors)
+        ctl = CounterMetricFamily("scxd_control_requests", "control-socket requests",
+                                  labels=["method", "outcome"])
+        for (method, outcome), n in s.control_requests.items():
+            ctl.add_metric([method, outcome], n)
+        yield ctl
+
+    @staticmethod
+    def _counter(name: str, doc: str, label: str, counts: Counter,
+                 known: Sequence[str] = ()) -> CounterMetricFamily:
+        fam = CounterMetricFamily(name, doc, labels=[label])
+        for key in dict.fromkeys([*known, *counts]):
+            fam.add_metric([key], counts.get(key, 0))
+        return fam
+
+
+def make_registry(state: MetricsState) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ScxdCollector(state))
+    ProcessCollector(namespace="scxd", registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """The /metrics HTTP endpoint on its own thread."""
+
+    def __init__(self, address: str, registry: CollectorRegistry):
+        host, port = split_host_port(address)
+        self.httpd, self.thread = start_http_server(port, addr=host, registry=registry)
+        self.port = self.httpd.server_address[1]
+        self.host = host
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def merged_hist(total: Log2Histogram, window: Log2Histogram | None) -> Log2Histogram:
+    return total if window is None else total + window
+
+
+__all__: Sequence[str] = ("MetricsServer", "MetricsState", "ScxdCollector", "make_registry",
+                          "merged_hist")
