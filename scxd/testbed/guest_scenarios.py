@@ -25,6 +25,7 @@ from scxd.actuator import Actuator
 from scxd.catalog import Action, build_catalog
 from scxd.config import ActuatorConfig
 from scxd.hostfs import HostFS
+from scxd.journal import JournalReader
 from scxd.probe import probe_catalog
 from scxd.schedext import read_state
 
@@ -314,10 +315,164 @@ def bpf_telemetry(r: Record, state: Path) -> None:
         act.shutdown()
 
 
+DAEMON_CONFIG = """
+state_dir = "{state}"
+[telemetry]
+sample_interval = 0.5
+window = 1.0
+[guard]
+min_dwell = 0.0
+warmup_windows = 0
+[actuator]
+search_path = ["{bin}"]
+start_timeout = 15.0
+stop_timeout = 3.0
+disable_timeout = 10.0
+[policy]
+name = "fixed"
+scheduler = "scx_simple"
+[control]
+socket = "{state}/scxd.sock"
+[metrics]
+enabled = false
+"""
+
+
+class ScxdProcess:
+    def __init__(self, state: Path):
+        state.mkdir(parents=True, exist_ok=True)
+        self.sock = state / "scxd.sock"
+        cfg = state / "scxd.toml"
+        cfg.write_text(DAEMON_CONFIG.format(state=state, bin=TESTBED_BIN))
+        self.log = open(state / "scxd.log", "w")  # noqa: SIM115 - closed in stop()
+        scxd = Path(sys.executable).with_name("scxd")
+        self.proc = subprocess.Popen([str(scxd), "run", "--config", str(cfg)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not self.sock.exists() and self.proc.poll() is None and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def scxctl(self, *args: str) -> subprocess.CompletedProcess:
+        scxctl = Path(sys.executable).with_name("scxctl")
+        return subprocess.run([str(scxctl), "--socket", str(self.sock), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    def status(self) -> dict:
+        return json.loads(self.scxctl("status", "--json").stdout)
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()[-3000:]
+
+
+def wait(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return True
+        except (ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def status_matches_kernel(r: Record, d: ScxdProcess, label: str) -> None:
+    st = d.status()
+    k = read_state(HOST).as_dict()
+    same = all(st["kernel"].get(key) == k.get(key) for key in ("state", "ops", "enable_seq"))
+    r.check(f"{label}: status.kernel == /sys/kernel/sched_ext", same, [st["kernel"], k])
+
+
+def daemon_e2e(r: Record, state: Path) -> None:
+    d = ScxdProcess(state)
+    try:
+        r.check("scxd run started", d.sock.exists(), d.output())
+        r.check("policy's scx_simple applied by the daemon", wait(
+            lambda: read_state(HOST).runs("simple")
+            and d.status()["current"]["scheduler"] == "scx_simple", 60), d.output())
+        st = d.status()
+        r.check("mode active, started by scxd", st["mode"] == "active"
+                and st["running"]["source"] == "started by scxd", st["running"])
+        status_matches_kernel(r, d, "simple")
+        res = d.scxctl("switch", "-s", "scx_qmap", "-m", "short_slice")
+        r.check("scxctl switch -s scx_qmap -m short_slice", res.returncode == 0
+                and read_state(HOST).runs("qmap"), res.stdout + res.stderr)
+        status_matches_kernel(r, d, "qmap")
+        r.check("switch pins", (d.status()["pinned"] or {}).get("scheduler") == "scx_qmap")
+        r.check("scxctl get names it", "running scx_qmap" in d.scxctl("get").stdout)
+        res = d.scxctl("freeze")
+        r.check("scxctl freeze", res.returncode == 0 and d.status()["frozen"] is True)
+        d.scxctl("unpin")
+        n = d.status()["windows"]
+        wait(lambda: d.status()["windows"] >= n + 3, 30)
+        r.check("frozen: the policy's scx_simple is held off", read_state(HOST).runs("qmap"))
+        status_matches_kernel(r, d, "frozen")
+        res = d.scxctl("stop")
+        r.check("scxctl stop → fair", res.returncode == 0 and read_state(HOST).disabled,
+                res.stdout + res.stderr)
+        status_matches_kernel(r, d, "stopped")
+        d.scxctl("restore")
+        r.check("scxctl restore: the policy rules again", wait(
+            lambda: read_state(HOST).runs("simple"), 60), d.output())
+        status_matches_kernel(r, d, "restored")
+        pid = d.status()["pid"]
+        start = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = d.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.monotonic() - start
+        r.data["sigterm_exit_s"] = round(took, 2)
+        r.check("SIGTERM: scxd exits 0", rc == 0, [rc, d.output()])
+        r.check("SIGTERM: exit within 5 s", took <= 5.0, took)
+        r.check("SIGTERM leaves the fair scheduler", read_state(HOST).disabled)
+        r.check("the loader did not survive the daemon", not HOST.pid_alive(pid), pid)
+        r.check("socket removed", not d.sock.exists())
+        windows = sum(1 for _ in JournalReader(state / "journal").windows())
+        r.check("journal has the windows", windows >= 5, windows)
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.log.close()
+
+
+def daemon_sigkill(r: Record, state: Path) -> None:
+    """scxd killed outright: the loader must die with it (PR_SET_PDEATHSIG), the kernel
+    falls back to the fair scheduler, and the next scxd finds nothing to undo but the
+    intent file."""
+    d = ScxdProcess(state)
+    try:
+        r.check("daemon applied scx_simple", wait(lambda: read_state(HOST).runs("simple"), 60),
+                d.output())
+        pid = d.status()["pid"]
+        d.proc.kill()
+        d.proc.wait()
+        r.check("loader gone with the daemon", wait(lambda: not HOST.pid_alive(pid), 10), pid)
+        r.check("kernel back on fair", wait(lambda: read_state(HOST).disabled, 10))
+    finally:
+        d.log.close()
+    again = ScxdProcess(state)
+    try:
+        r.check("a new scxd starts over the stale socket and intent", again.sock.exists()
+                and again.proc.poll() is None, again.output())
+        r.check("and applies the policy again", wait(lambda: read_state(HOST).runs("simple"),
+                                                      60), again.output())
+    finally:
+        again.proc.send_signal(signal.SIGTERM)
+        again.proc.wait(30)
+        again.log.close()
+    r.check("ends on fair", read_state(HOST).disabled)
+
+
 SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
     f.__name__: f for f in (swap_sequence, sigkill_recovery, bad_flags_rollback, partial_mode,
                             external_takeover, ebusy_race, qmap_error_ejection,
-                            qmap_stall_ejection, central_start, bpf_telemetry)
+                            qmap_stall_ejection, central_start, bpf_telemetry, daemon_e2e,
+                            daemon_sigkill)
 }
 
 
