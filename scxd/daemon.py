@@ -34,7 +34,7 @@ from scxd.control import FAILED, INVALID_PARAMS, READ_METHODS, ControlError, Con
 from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize
 from scxd.guard import Guard, GuardEvent
 from scxd.hostfs import HostFS
-from scxd.journal import JournalWriter
+from scxd.journal import JournalWriter, window_measurements
 from scxd.metrics import MetricsServer, MetricsState, make_registry
 from scxd.notify import Notifier
 from scxd.observe import samples_per_window
@@ -45,7 +45,7 @@ from scxd.reward import Cost, FairReference, cost, window_terms
 from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler, TelemetryUnavailable
 from scxd.types import Window
-from scxd.window import Windower, window_to_dict
+from scxd.window import Windower
 
 log = logging.getLogger("scxd")
 COMMAND_TIMEOUT_S = 90.0
@@ -242,27 +242,20 @@ class Daemon:
         self._note_guard(guard_events)
         record = {
             "kind": "window", "id": self.window_id, "at": time.time(),
-            "window": {"start": window.start_wall, "end": window.end_wall,
-                       "duration_s": window.duration_s, "samples": window.n_samples},
-            "quality": list(window.quality), "telemetry": window.sched_source,
-            "features": {"schema": features.schema, "version": features.version,
-                         "values": [float(v) for v in features.values],
-                         "missing": list(features.missing)},
+            **window_measurements(window, features),
             "eligible": [a.label() for a in self.arms],
             "decision": decision.as_dict(),
             "running": running.label(), "previous": intended_before.label(),
             "intended": self.actuator.current.label(), "mode": self.actuator.mode,
             "verdict": verdict.why, "swap": swap.as_dict() if swap else None,
             "swapped": bool(swap and swap.ok and swap.outcome in ("applied", "advisory")),
-            "warmup": not scored, "terms": terms,
+            "warmup": not scored,
             "cost": window_cost.value if window_cost else None,
             "reward": window_cost.reward if window_cost else None,
             "cost_ratios": window_cost.ratios if window_cost else None,
             "objective": objective, "reference": self.reference.as_dict(),
             "guard": [e.as_dict() for e in guard_events],
-            "events": self.pending_events, "metrics": window.metrics,
-            "hists": {k: v for k, v in window_to_dict(window).items() if k.endswith("_hist")},
-            "decision_seconds": decided_s,
+            "events": self.pending_events, "decision_seconds": decided_s,
         }
         self.pending_events = []
         self._journal(record)

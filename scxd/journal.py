@@ -31,9 +31,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scxd.features import FeatureVector
+from scxd.reward import window_terms
+from scxd.types import Window
+from scxd.window import window_to_dict
+
 JOURNAL_VERSION = 1
 CURRENT = "journal.jsonl"
 _ROTATED = re.compile(r"^journal\.(\d+)\.jsonl$")
+
+
+def window_measurements(window: Window, features: FeatureVector) -> dict[str, Any]:
+    """The measured part of a ``window`` record (what the daemon and the test-bed recorder
+    both write): bounds, quality, features, raw reward terms, metrics, histograms."""
+    return {
+        "window": {"start": window.start_wall, "end": window.end_wall,
+                   "duration_s": window.duration_s, "samples": window.n_samples},
+        "quality": list(window.quality), "telemetry": window.sched_source,
+        "features": {"schema": features.schema, "version": features.version,
+                     "values": [float(v) for v in features.values],
+                     "missing": list(features.missing)},
+        "terms": window_terms(window), "metrics": window.metrics,
+        "hists": {k: v for k, v in window_to_dict(window).items() if k.endswith("_hist")},
+        "sample_intervals_s": window.extras.get("sample_intervals_s", []),
+        "exits_by_comm": window.extras.get("exits_by_comm", {}),
+    }
 
 
 def canonical(record: dict[str, Any]) -> str:

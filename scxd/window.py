@@ -241,7 +241,8 @@ class Windower:
             by_comm[e.comm] = by_comm.get(e.comm, 0) + 1
         top = dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:5])
         errors = [e for s in samples for e in s.errors]
-        extras: dict[str, object] = {"exits_by_comm": top}
+        extras: dict[str, object] = {"exits_by_comm": top,
+                                     "sample_intervals_s": [round(i, 6) for i in intervals]}
         if errors:
             extras["errors"] = errors[-5:]
         return Window(
