@@ -176,19 +176,22 @@ def guest_setup_script(art: Artifacts) -> str:
 
 
 def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: float = 600.0,
-             cpus: int = 2, memory: str = "2G", cwd: Path | None = None) -> GuestRun:
+             cpus: int = 2, memory: str = "2G", cwd: Path | None = None,
+             keep: bool = False) -> GuestRun:
     """Boot with virtme-ng and run ``command`` in the guest as root.
 
     The artifacts (read-only) and ``results_dir`` (read-write) appear in the guest at their
     host paths — virtme-ng hides /var/cache behind a tmpfs unless it is mounted explicitly;
-    records are every ``*.jsonl`` line the guest wrote to ``results_dir``.
+    records are every ``*.jsonl`` line the guest wrote to ``results_dir``.  ``keep`` leaves
+    earlier results in place (a resumable recording).
     """
     vng = shutil.which("vng", path=tool_path())
     if vng is None:
         raise FileNotFoundError("vng not found: pip install virtme-ng into the venv")
     results_dir.mkdir(parents=True, exist_ok=True)
-    for old in results_dir.glob("*.jsonl"):
-        old.unlink()
+    if not keep:
+        for old in results_dir.glob("*.jsonl"):
+            old.unlink()
     cwd = cwd or Path.cwd()
     inner = (f"{guest_setup_script(art)}; cd {shlex.quote(str(cwd))} && "
              f"{shlex.join(command)}; echo {DONE} rc=$?")

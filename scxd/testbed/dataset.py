@@ -1,0 +1,151 @@
+"""Package a test-bed recording as the committed dataset, and read it back.
+
+``package(raw, dest, artifacts)`` turns the recorder's output (a scxd journal + runs.jsonl)
+into ``dest/``:
+
+* ``windows.jsonl.xz`` — every window record in journal format (CRC-checked lines, a header
+  first), xz-compressed;
+* ``runs.jsonl`` — one record per (workload, arm, repeat): command lines, the workload's own
+  outcome, the swap result;
+* ``manifest.json`` — kernel and tool versions, recorder settings, counts per cell;
+* ``README.md`` — how it was made, what is in it, and its caveats.
+
+:func:`load_windows` is the reader the learning code uses.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import lzma
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scxd.journal import JournalError, JournalReader, decode, encode
+from scxd.testbed.build import Artifacts
+
+
+def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Window records of a packaged dataset (bad lines are skipped and listed)."""
+    with lzma.open(dataset / "windows.jsonl.xz", "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                rec = decode(line, f"windows.jsonl.xz:{n}")
+            except JournalError as exc:
+                if skipped is not None:
+                    skipped.append(str(exc))
+                continue
+            if rec["kind"] == "window":
+                yield rec
+
+
+def load_runs(dataset: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (dataset / "runs.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
+    dest.mkdir(parents=True, exist_ok=True)
+    reader = JournalReader(raw / "journal")
+    header: dict[str, Any] = {}
+    windows = 0
+    per_cell: collections.Counter = collections.Counter()
+    with lzma.open(dest / "windows.jsonl.xz", "wb", preset=9) as out:
+        for rec in reader.records():
+            if rec["kind"] == "header":
+                if not header:
+                    header = rec
+                    out.write(encode(rec))
+                continue
+            if rec["kind"] != "window":
+                continue
+            out.write(encode(rec))
+            windows += 1
+            if not rec.get("warmup"):
+                per_cell[(rec["workload"], rec["arm"])] += 1
+    runs = [json.loads(line) for line in (raw / "runs.jsonl").read_text().splitlines()
+            if line.strip()] if (raw / "runs.jsonl").exists() else []
+    (dest / "runs.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n"
+                                             for r in runs))
+    rec_args = header.get("recorder", {})
+    repeats = rec_args.get("repeats", 0)
+    arms, workloads = header.get("arms", []), list(header.get("workloads", {}))
+    failed = [r["run_id"] for r in runs if not r.get("ok")]
+    ok_cells = collections.Counter((r["workload"], r["arm"]) for r in runs if r.get("ok"))
+    complete = bool(arms and workloads) and all(
+        ok_cells[(w, a)] >= repeats for w in workloads for a in arms)
+    manifest = {
+        "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "testbed": art.manifest() if art.manifest_path.exists() else {},
+        "versions": header.get("versions", {}), "recorder": rec_args,
+        "feature_schema": header.get("feature_schema"),
+        "feature_version": header.get("feature_version"),
+        "feature_names": header.get("feature_names"),
+        "arms": arms, "workloads": header.get("workloads", {}),
+        "windows": windows, "runs": len(runs), "failed_runs": failed,
+        "skipped_lines": reader.skipped, "complete": complete,
+        "scored_windows_per_cell": {f"{w} | {a}": per_cell[(w, a)]
+                                    for w in workloads for a in arms},
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (dest / "README.md").write_text(readme(manifest, runs))
+    return {k: manifest[k] for k in ("windows", "runs", "failed_runs", "complete")}
+
+
+def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    r = m["recorder"]
+    tb = m.get("testbed", {})
+    lines = [
+        "# Test-bed dataset: workloads × sched_ext schedulers, measured by scxd",
+        "",
+        "**Timings come from an emulated machine**: a 2-vCPU qemu guest under software",
+        "emulation (TCG, single-threaded) on a 2-core host, running the sched_ext kernel",
+        f"{tb.get('kernel_release', '?')} built from Debian's {tb.get('source_package', '?')} "
+        f"{tb.get('source_version', '')}.",
+        "Absolute latencies and throughputs are those of that emulated machine (roughly 10–50×",
+        "slower than hardware); use the data for *relative* comparisons between schedulers on",
+        "the same workload, and for training/evaluating the policy's plumbing.",
+        "",
+        "## How it was made",
+        "",
+        "`scxd-testbed record` (scxd/testbed/record.py) booted the guest and, for each of "
+        f"{r.get('repeats')} repeats,",
+        "ran every (workload, arm) cell in an order shuffled with seed "
+        f"`{r.get('seed')} + repeat`:",
+        "the actuator applied the arm and the kernel confirmed it; the workload started",
+        f"(stress-ng `--seed {r.get('seed')}*1000+repeat`); scxd's own sampler "
+        f"({r.get('interval')} s samples) and windower",
+        f"({r.get('window')} s windows) measured {r.get('warmup')} warm-up + "
+        f"{r.get('windows')} scored windows; the workload's own",
+        "outcome was parsed. Command lines are in `runs.jsonl`; tool versions below.",
+        "",
+        "## Files",
+        "",
+        "* `windows.jsonl.xz` — scxd journal format (one CRC-checked JSON record per line,",
+        "  header first; read with `scxd.testbed.dataset.load_windows`). Each window carries",
+        "  `run_id`, `arm`, `workload`, `repeat`, `index`, `warmup`, the feature vector",
+        f"  (schema `{m.get('feature_schema')}` v{m.get('feature_version')}), raw reward terms,",
+        "  every window metric, the BPF log2 histograms, and the logging propensity",
+        "  (uniform design: 1/number of arms).",
+        "* `runs.jsonl` — per cell: commands, seed, swap result, the workload's own outcome",
+        "  (stress-ng bogo ops/s, perf/hackbench iteration times, cyclictest wakeup µs).",
+        "* `manifest.json` — versions, recorder settings, counts.",
+        "",
+        "## Contents",
+        "",
+        f"{m['windows']} windows from {m['runs']} runs; failed runs: "
+        f"{len(m['failed_runs'])} {m['failed_runs'][:10]}; complete: {m['complete']}.",
+        "",
+        "Arms: " + ", ".join(f"`{a}`" for a in m["arms"]) + ".",
+        "",
+        "| workload | description |",
+        "|---|---|",
+        *[f"| {w} | {d} |" for w, d in m["workloads"].items()],
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + "; test bed "
+        f"recipe {tb.get('recipe_version')}, {tb.get('clang', '')}.",
+        "",
+    ]
+    return "\n".join(lines)

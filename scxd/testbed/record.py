@@ -1,0 +1,269 @@
+"""Record real data for the policy: workloads × scheduler arms × repeats, measured by scxd.
+
+Runs *inside* the sched_ext guest (``scxd-testbed record`` boots it).  For every repeat the
+(arm, workload) cells run in an order shuffled with a seeded generator; each cell:
+
+1. the actuator applies the arm and the kernel confirms it (a failed start is recorded as
+   such, never silently replaced);
+2. the workload starts (seeded where the tool allows), and scxd's own sampler and windower
+   measure ``warmup`` + ``windows`` windows of it — the first ``warmup`` are flagged, as the
+   daemon's guard would not score them;
+3. the workload stops and its own outcome (bogo ops/s, iteration times, cyclictest wakeup
+   latency) is parsed.
+
+Output, in ``--out``: a scxd journal (``journal/``: header + one ``window`` record per
+window, the daemon's fields plus ``run_id``, ``arm``, ``workload``, ``repeat``) and
+``runs.jsonl`` (one record per cell: command lines, workload outcome, swap result).  A run
+can be resumed: cells already in ``runs.jsonl`` are skipped.  The design assigns arms
+uniformly (each arm once per workload and repeat), logged as propensity 1/len(ARMS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scxd.actuator import Actuator
+from scxd.catalog import build_catalog
+from scxd.config import ActuatorConfig, TelemetryConfig
+from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize
+from scxd.hostfs import HostFS
+from scxd.journal import JournalWriter, window_measurements
+from scxd.observe import samples_per_window
+from scxd.probe import probe_catalog
+from scxd.schedext import read_state
+from scxd.telemetry.sampler import Sampler
+from scxd.window import Windower
+
+#: (scheduler, preset): the real arms of the test bed.
+ARMS: tuple[tuple[str, str], ...] = (
+    ("fair", "default"), ("scx_simple", "default"), ("scx_simple", "fifo"),
+    ("scx_qmap", "default"), ("scx_qmap", "short_slice"), ("scx_qmap", "batched"),
+    ("scx_flatcg", "default"), ("scx_flatcg", "fifo"), ("scx_flatcg", "short_slice"),
+)
+
+
+def stress(args: list[str], seconds: int, seed: int) -> list[str]:
+    return ["stress-ng", *args, "--timeout", f"{seconds}s", "--metrics-brief", "--seed",
+            str(seed), "--temp-path", "/tmp"]
+
+
+def loop(cmd: str, seconds: int) -> list[str]:
+    """Repeat ``cmd`` until ``seconds`` pass, printing each iteration's output."""
+    return ["sh", "-c", f"end=$(($(date +%s) + {seconds})); "
+            f"while [ $(date +%s) -lt $end ]; do {cmd}; done"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    describe: str
+    commands: Callable[[int, int], list[list[str]]]   # (seconds, seed) → processes
+
+    def parse(self, outputs: list[str]) -> dict[str, Any]:
+        return parse_outcome(self.name, outputs)
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("cpu_batch", "4 CPU-bound integer workers (stress-ng --cpu 4, int64)",
+             lambda s, seed: [stress(["--cpu", "4", "--cpu-method", "int64"], s, seed)]),
+    Workload("messaging", "perf bench sched messaging -g 2 -l 50, repeated",
+             lambda s, seed: [loop("perf bench sched messaging -g 2 -l 50", s)]),
+    Workload("hackbench", "hackbench -g 2 -l 50 (sockets), repeated",
+             lambda s, seed: [loop("hackbench -g 2 -l 50", s)]),
+    Workload("mixed", "2 periodic wakers (cyclictest, SCHED_OTHER, 2 ms) beside 2 CPU hogs",
+             lambda s, seed: [["cyclictest", "-t", "2", "-i", "2000", "-D", f"{s}s", "-q"],
+                              stress(["--cpu", "2", "--cpu-method", "int64"], s, seed)]),
+    Workload("fork_heavy", "2 workers forking and exiting (stress-ng --fork 2)",
+             lambda s, seed: [stress(["--fork", "2"], s, seed)]),
+    Workload("io_cpu", "1 writer + 2 CPU hogs (stress-ng --hdd 1 --cpu 2)",
+             lambda s, seed: [stress(["--hdd", "1", "--hdd-bytes", "16M", "--cpu", "2",
+                                      "--cpu-method", "int64"], s, seed)]),
+)
+
+_BOGO = re.compile(r"metrc: \[\d+\] (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
+_PERF = re.compile(r"Total time: ([\d.]+) \[sec\]")
+_HACK = re.compile(r"^Time: ([\d.]+)", re.M)
+_CYC = re.compile(r"T:\s*(\d+).*?C:\s*(\d+)\s+Min:\s*(\d+)\s+Act:\s*\d+\s+Avg:\s*(\d+)\s+"
+                  r"Max:\s*(\d+)")
+
+
+def parse_outcome(workload: str, outputs: list[str]) -> dict[str, Any]:
+    """The workload's own figures (ground truth beside scxd's measurements)."""
+    text = "\n".join(outputs)
+    out: dict[str, Any] = {}
+    for m in _BOGO.finditer(text):
+        out[f"{m.group(1)}_bogo_ops"] = int(m.group(2))
+        out[f"{m.group(1)}_bogo_ops_per_s"] = float(m.group(6))  # per second of real time
+    perf = [float(x) for x in _PERF.findall(text)]
+    hack = [float(x) for x in _HACK.findall(text)]
+    for key, values in (("messaging_s", perf), ("hackbench_s", hack)):
+        if values:
+            out[f"{key}_iterations"] = len(values)
+            out[f"{key}_mean"] = sum(values) / len(values)
+    cyc = [(int(c), int(mn), int(avg), int(mx)) for _, c, mn, avg, mx in _CYC.findall(text)]
+    if cyc:
+        out["wakeup_us_avg"] = sum(a for _, _, a, _ in cyc) / len(cyc)
+        out["wakeup_us_max"] = max(m for _, _, _, m in cyc)
+        out["wakeup_cycles"] = sum(c for c, _, _, _ in cyc)
+    return out
+
+
+def versions() -> dict[str, str]:
+    def first_line(cmd: list[str]) -> str:
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unavailable: {exc}"
+        return (res.stdout or res.stderr).strip().splitlines()[0] if (
+            res.stdout or res.stderr).strip() else ""
+
+    return {"kernel": os.uname().release, "stress-ng": first_line(["stress-ng", "--version"]),
+            "perf": first_line(["perf", "version"]),
+            "rt-tests": first_line(["dpkg-query", "-W", "-f=${Version}", "rt-tests"]),
+            "python": sys.version.split()[0]}
+
+
+def done_cells(runs_path: Path) -> set[tuple[str, str, int]]:
+    out = set()
+    if runs_path.exists():
+        for line in runs_path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line: that cell runs again
+            out.add((r["arm"], r["workload"], r["repeat"]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--testbed", type=Path, required=True, help="artifacts root")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--window", type=float, default=2.0, help="window length, s")
+    ap.add_argument("--interval", type=float, default=0.5, help="sample interval, s")
+    ap.add_argument("--windows", type=int, default=4, help="scored windows per cell")
+    ap.add_argument("--warmup", type=int, default=1, help="flagged windows after a swap")
+    ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--only-workloads", default="")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    host = HostFS("/")
+    probed = probe_catalog(build_catalog(), [str(args.testbed / "bin")], host)
+    act = Actuator(probed, host, ActuatorConfig(search_path=[str(args.testbed / "bin")],
+                                                start_timeout=20.0, stop_timeout=3.0,
+                                                disable_timeout=10.0),
+                   args.out / "state")
+    act.recover()
+    tcfg = TelemetryConfig(sample_interval=args.interval, window=args.window, bpf="required")
+    sampler = Sampler(tcfg, host)
+    sampler.open()
+    per_window = samples_per_window(args.window, args.interval)
+    seconds = int((args.warmup + args.windows) * args.window + 4)
+    arms = [act.catalog.action(s, preset=p) for s, p in ARMS]
+    workloads = [w for w in WORKLOADS if not args.only_workloads
+                 or w.name in args.only_workloads.split(",")]
+    header = {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
+              "feature_names": list(FEATURE_NAMES), "host": "sched_ext test bed (qemu TCG)",
+              "kernel": os.uname().release, "recorder": vars(args) | {
+                  "testbed": str(args.testbed), "out": str(args.out)},
+              "versions": versions(), "arms": [a.label() for a in arms],
+              "workloads": {w.name: w.describe for w in workloads}}
+    journal = JournalWriter(args.out / "journal", header, max_file_bytes=2**40, fsync=True)
+    runs_path = args.out / "runs.jsonl"
+    done = done_cells(runs_path)
+    try:
+        for repeat in range(args.repeats):
+            rng = random.Random(args.seed + repeat)
+            cells = [(a, w) for a in arms for w in workloads]
+            rng.shuffle(cells)
+            for arm, wl in cells:
+                if (arm.label(), wl.name, repeat) in done:
+                    continue
+                record_cell(act, sampler, journal, runs_path, arm, wl, repeat, args,
+                            per_window, seconds, len(arms))
+    finally:
+        act.shutdown()
+        sampler.close()
+        journal.close()
+    return 0
+
+
+def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_path: Path,
+                arm, wl: Workload, repeat: int, args, per_window: int, seconds: int,
+                n_arms: int) -> None:
+    run_id = f"{wl.name}/{arm.label().replace(' ', '_')}/r{repeat}"
+    seed = args.seed * 1000 + repeat
+    started = time.time()
+    res = act.apply(arm)
+    run: dict[str, Any] = {"run_id": run_id, "arm": arm.label(), "workload": wl.name,
+                           "repeat": repeat, "seed": seed, "started": started,
+                           "swap": res.as_dict(), "kernel": read_state(act.host).as_dict()}
+    if not res.ok:
+        run.update(ok=False, error=f"{res.outcome}: {res.reason}: {res.detail}")
+        with open(runs_path, "a") as fh:
+            fh.write(json.dumps(run) + "\n")
+        print(f"{run_id}: arm failed ({res.reason})", flush=True)
+        return
+    cmds = wl.commands(seconds, seed)
+    run["commands"] = cmds
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True) for c in cmds]
+    windower = Windower(args.interval)
+    sampler.sample()  # start the window at the workload's start
+    windower.start(time.monotonic(), time.time())
+    want = args.warmup + args.windows
+    index = ticks = 0
+    next_tick = time.monotonic()
+    events = []
+    while index < want:
+        next_tick += args.interval
+        time.sleep(max(0.0, next_tick - time.monotonic()))
+        ticks += 1
+        events += [e.as_dict() for e in act.poll()]
+        w = windower.add(sampler.sample(closes_window=ticks % per_window == 0))
+        if w is None:
+            continue
+        features = featurize(w)
+        journal.append({
+            "kind": "window", "at": time.time(), "run_id": run_id, "arm": arm.label(),
+            "workload": wl.name, "repeat": repeat, "index": index,
+            "warmup": index < args.warmup, **window_measurements(w, features),
+            "running": arm.label(), "mode": act.mode,
+            "decision": {"policy": "uniform-design", "arm": arm.label(),
+                         "propensity": 1.0 / n_arms, "explore": True},
+            "events": events, "verified": act.verified(arm),
+        })
+        events = []
+        index += 1
+    outputs = []
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)
+        try:
+            out, _ = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate()
+        outputs.append(out.decode(errors="replace"))
+    run.update(ok=True, outcome=wl.parse(outputs), seconds=round(time.time() - started, 2),
+               still_verified=act.verified(arm), output_tail=[o[-400:] for o in outputs])
+    with open(runs_path, "a") as fh:
+        fh.write(json.dumps(run) + "\n")
+    print(f"{run_id}: {index} windows, outcome {run['outcome']}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The test-bed recorder's pure parts: workload outcome parsing, the design, packaging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scxd.journal import JournalWriter
+from scxd.testbed.build import Artifacts
+from scxd.testbed.dataset import load_runs, load_windows, package
+from scxd.testbed.record import ARMS, WORKLOADS, done_cells, parse_outcome
+
+STRESS = """stress-ng: info:  [13658] dispatching hogs: 1 cpu
+stress-ng: metrc: [13658] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s
+stress-ng: metrc: [13658]                           (secs)    (secs)    (secs)   (real time) (usr+sys time)
+stress-ng: metrc: [13658] cpu                3902      2.00      2.00      0.00      1950.90        1951.38
+stress-ng: info:  [13658] successful run completed in 2.00s
+"""
+CYCLIC = """# /dev/cpu_dma_latency set to 0us
+T: 0 (13745) P: 0 I:2000 C:    994 Min:     17 Act:   69 Avg:   92 Max:    8677
+T: 1 (13746) P: 0 I:2500 C:    792 Min:     53 Act:   71 Avg:  117 Max:   14321
+"""
+
+
+def test_parse_stress_ng_metrics():
+    out = parse_outcome("cpu_batch", [STRESS])
+    assert out == {"cpu_bogo_ops": 3902, "cpu_bogo_ops_per_s": 1950.90}
+
+
+def test_parse_cyclictest_and_loops():
+    out = parse_outcome("mixed", [CYCLIC, STRESS])
+    assert out["wakeup_us_avg"] == (92 + 117) / 2 and out["wakeup_us_max"] == 14321
+    assert out["wakeup_cycles"] == 994 + 792 and out["cpu_bogo_ops"] == 3902
+    perf = "# 20 sender and receiver processes per group\n     Total time: 0.064 [sec]\n" * 3
+    assert parse_outcome("messaging", [perf])["messaging_s_iterations"] == 3
+    hack = "Running in process mode with 2 groups using 40 file descriptors each\nTime: 0.041\n"
+    assert parse_outcome("hackbench", [hack * 2])["hackbench_s_mean"] == 0.041
+
+
+def test_design_covers_the_issue():
+    arms = {f"{s} {p}" for s, p in ARMS}
+    assert {"fair default", "scx_simple default", "scx_simple fifo"} <= arms
+    assert sum(s == "scx_qmap" for s, _ in ARMS) >= 2 and sum(s == "scx_flatcg" for s, _ in
+                                                               ARMS) >= 2
+    names = {w.name for w in WORKLOADS}
+    assert {"cpu_batch", "messaging", "hackbench", "mixed", "fork_heavy", "io_cpu"} == names
+    for w in WORKLOADS:
+        cmds = w.commands(10, 7)
+        assert cmds and all(isinstance(c, list) and c for c in cmds)
+        joined = " ".join(" ".join(c) for c in cmds)
+        if "stress-ng" in joined:
+            assert "--seed 7" in joined  # seeded
+
+
+def test_resume_skips_done_cells_and_torn_lines(tmp_path):
+    p = tmp_path / "runs.jsonl"
+    p.write_text(json.dumps({"arm": "fair", "workload": "mixed", "repeat": 0}) + "\n{torn")
+    assert done_cells(p) == {("fair", "mixed", 0)}
+
+
+def test_package_and_load(tmp_path):
+    raw = tmp_path / "raw"
+    header = {"feature_schema": "scxd-window-features", "feature_version": 1,
+              "arms": ["fair"], "workloads": {"mixed": "x"}, "versions": {"kernel": "6.12"},
+              "recorder": {"repeats": 1, "seed": 1, "window": 2.0, "interval": 0.5,
+                           "warmup": 1, "windows": 1}}
+    j = JournalWriter(raw / "journal", header, fsync=False)
+    for i in range(2):
+        j.append({"kind": "window", "run_id": "mixed/fair/r0", "arm": "fair",
+                  "workload": "mixed", "repeat": 0, "index": i, "warmup": i == 0})
+    j.close()
+    (raw / "runs.jsonl").write_text(json.dumps({"run_id": "mixed/fair/r0", "arm": "fair",
+                                                "workload": "mixed", "repeat": 0,
+                                                "ok": True}) + "\n")
+    art = Artifacts(tmp_path / "noart", "k")
+    summary = package(raw, tmp_path / "ds", art)
+    assert summary == {"windows": 2, "runs": 1, "failed_runs": [], "complete": True}
+    ds = tmp_path / "ds"
+    assert [w["index"] for w in load_windows(ds)] == [0, 1]
+    assert load_runs(ds)[0]["ok"] is True
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert manifest["scored_windows_per_cell"] == {"mixed | fair": 1}
+    assert "emulated machine" in (ds / "README.md").read_text()
+    assert Path(ds / "windows.jsonl.xz").stat().st_size < 2000
