@@ -70,8 +70,8 @@ def test_package_and_load(tmp_path):
                   "workload": "mixed", "repeat": 0, "index": i, "warmup": i == 0})
     j.close()
     (raw / "runs.jsonl").write_text(json.dumps({"run_id": "mixed/fair/r0", "arm": "fair",
-                                                "workload": "mixed", "repeat": 0,
-                                                "ok": True}) + "\n")
+                                                "workload": "mixed", "repeat": 0, "ok": True,
+                                                "outcome": {"wakeup_us_avg": 700.0}}) + "\n")
     art = Artifacts(tmp_path / "noart", "k")
     summary = package(raw, tmp_path / "ds", art)
     assert summary == {"windows": 2, "runs": 1, "failed_runs": [], "complete": True}
@@ -80,5 +80,6 @@ def test_package_and_load(tmp_path):
     assert load_runs(ds)[0]["ok"] is True
     manifest = json.loads((ds / "manifest.json").read_text())
     assert manifest["scored_windows_per_cell"] == {"mixed | fair": 1}
-    assert "emulated machine" in (ds / "README.md").read_text()
+    readme = (ds / "README.md").read_text()
+    assert "emulated machine" in readme and "| `fair` | 700 ± 0 (1) |" in readme
     assert Path(ds / "windows.jsonl.xz").stat().st_size < 2000

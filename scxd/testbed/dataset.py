@@ -5,8 +5,8 @@ into ``dest/``:
 
 * ``windows.jsonl.xz`` — every window record in journal format (CRC-checked lines, a header
   first), xz-compressed;
-* ``runs.jsonl`` — one record per (workload, arm, repeat): command lines, the workload's own
-  outcome, the swap result;
+* ``runs.jsonl.xz`` — one record per (workload, arm, repeat): command lines, the workload's
+  own outcome, the swap result;
 * ``manifest.json`` — kernel and tool versions, recorder settings, counts per cell;
 * ``README.md`` — how it was made, what is in it, and its caveats.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import lzma
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,15 @@ def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[di
 
 
 def load_runs(dataset: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (dataset / "runs.jsonl").read_text().splitlines()
-            if line.strip()]
+    with lzma.open(dataset / "runs.jsonl.xz", "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+#: The workload's own headline figure, and whether higher is better.
+HEADLINE = {"cpu_batch": ("cpu_bogo_ops_per_s", True), "io_cpu": ("hdd_bogo_ops_per_s", True),
+            "fork_heavy": ("fork_bogo_ops_per_s", True),
+            "messaging": ("messaging_s_mean", False), "hackbench": ("hackbench_s_mean", False),
+            "mixed": ("wakeup_us_avg", False)}
 
 
 def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
@@ -67,8 +75,9 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
                 per_cell[(rec["workload"], rec["arm"])] += 1
     runs = [json.loads(line) for line in (raw / "runs.jsonl").read_text().splitlines()
             if line.strip()] if (raw / "runs.jsonl").exists() else []
-    (dest / "runs.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n"
-                                             for r in runs))
+    with lzma.open(dest / "runs.jsonl.xz", "wt", encoding="utf-8", preset=9) as fh:
+        fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in runs)
+    (dest / "runs.jsonl").unlink(missing_ok=True)
     rec_args = header.get("recorder", {})
     repeats = rec_args.get("repeats", 0)
     arms, workloads = header.get("arms", []), list(header.get("workloads", {}))
@@ -119,7 +128,7 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"({r.get('interval')} s samples) and windower",
         f"({r.get('window')} s windows) measured {r.get('warmup')} warm-up + "
         f"{r.get('windows')} scored windows; the workload's own",
-        "outcome was parsed. Command lines are in `runs.jsonl`; tool versions below.",
+        "outcome was parsed. Command lines are in `runs.jsonl.xz`; tool versions below.",
         "",
         "## Files",
         "",
@@ -129,8 +138,9 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"  (schema `{m.get('feature_schema')}` v{m.get('feature_version')}), raw reward terms,",
         "  every window metric, the BPF log2 histograms, and the logging propensity",
         "  (uniform design: 1/number of arms).",
-        "* `runs.jsonl` — per cell: commands, seed, swap result, the workload's own outcome",
-        "  (stress-ng bogo ops/s, perf/hackbench iteration times, cyclictest wakeup µs).",
+        "* `runs.jsonl.xz` — per cell: commands, seed, swap result, the workload's own",
+        "  outcome (stress-ng bogo ops/s, perf/hackbench iteration times, cyclictest wakeup µs);",
+        "  read with `scxd.testbed.dataset.load_runs`.",
         "* `manifest.json` — versions, recorder settings, counts.",
         "",
         "## Contents",
@@ -147,5 +157,34 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + "; test bed "
         f"recipe {tb.get('recipe_version')}, {tb.get('clang', '')}.",
         "",
+        *outcome_table(runs, m["arms"]),
     ]
     return "\n".join(lines)
+
+
+def outcome_table(runs: list[dict[str, Any]], arms: list[str]) -> list[str]:
+    """Each workload's own headline figure per arm: mean ± sd over repeats (n)."""
+    cells: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for r in runs:
+        key = HEADLINE.get(r["workload"], (None, True))[0]
+        value = (r.get("outcome") or {}).get(key) if key else None
+        if value is not None:
+            cells[(r["workload"], r["arm"])].append(float(value))
+    workloads = [w for w in HEADLINE if any(k[0] == w for k in cells)]
+    if not workloads:
+        return []
+    out = ["## What the workloads themselves measured", "",
+           "Mean ± standard deviation over repeats (n < repeats: the figure was missing, e.g."
+           " the workload was starved after an ejection). " + ", ".join(
+               f"{w}: {HEADLINE[w][0]} ({'higher' if HEADLINE[w][1] else 'lower'} is better)"
+               for w in workloads) + ".", "",
+           "| arm | " + " | ".join(workloads) + " |",
+           "|---|" + "---|" * len(workloads)]
+    for arm in arms:
+        row = []
+        for w in workloads:
+            v = cells.get((w, arm), [])
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            row.append(f"{statistics.mean(v):.3g} ± {sd:.2g} ({len(v)})" if v else "—")
+        out.append(f"| `{arm}` | " + " | ".join(row) + " |")
+    return [*out, ""]

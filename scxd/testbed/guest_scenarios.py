@@ -176,41 +176,37 @@ def central_start(r: Record, state: Path) -> None:
     act.shutdown()
 
 
-def qmap_error_ejection(r: Record, state: Path) -> None:
+def run_until_ejected(r: Record, state: Path, params: dict[str, Any], hogs: int,
+                      timeout: float) -> str:
+    """Apply scx_qmap with fault-injection ``params`` under load; check the end is reported
+    as an ejection (not a clean stop or a crash) and return the event's detail."""
     act = make_actuator(state)
-    res = act.apply(act.catalog.action("scx_qmap", {"error_after": 3000}))
-    r.check("qmap -e 3000 applied", res.outcome == "applied", res.as_dict())
-    load = Load()
+    action = act.catalog.action("scx_qmap", params)
+    res = act.apply(action)
+    r.check(f"{action.label()} applied", res.outcome == "applied", res.as_dict())
+    load = Load(hogs)
     try:
-        events = poll_until(act, {"ejected", "crashed"}, 60)
+        events = poll_until(act, {"ejected", "crashed"}, timeout)
     finally:
         load.stop()
     ev = [e for e in events if e.kind in ("ejected", "crashed")]
     r.check("detected as an ejection, not a clean stop", bool(ev) and ev[0].kind == "ejected",
             [e.as_dict() for e in events])
-    r.check("with the kernel's reason scx_bpf_error",
-            bool(ev) and "scx_bpf_error" in ev[0].detail, ev[0].detail if ev else None)
     r.check("fair scheduler afterwards", read_state(HOST).disabled and act.current.is_fair)
+    r.data["eject_after_s"] = round(ev[0].at - r.wall_start, 2) if ev else None
     act.shutdown()
+    return ev[0].detail if ev else ""
+
+
+def qmap_error_ejection(r: Record, state: Path) -> None:
+    detail = run_until_ejected(r, state, {"error_after": 3000}, hogs=2, timeout=60)
+    r.check("with the kernel's reason scx_bpf_error", "scx_bpf_error" in detail, detail)
 
 
 def qmap_stall_ejection(r: Record, state: Path) -> None:
-    act = make_actuator(state)
-    res = act.apply(act.catalog.action("scx_qmap", {"stall_user_nth": 5}))
-    r.check("qmap -t 5 applied", res.outcome == "applied", res.as_dict())
-    load = Load(3)
-    try:
-        events = poll_until(act, {"ejected", "crashed"}, 90)
-    finally:
-        load.stop()
-    ev = [e for e in events if e.kind in ("ejected", "crashed")]
-    r.check("detected as an ejection", bool(ev) and ev[0].kind == "ejected",
-            [e.as_dict() for e in events])
-    detail = ev[0].detail if ev else ""
+    detail = run_until_ejected(r, state, {"stall_user_nth": 5}, hogs=3, timeout=90)
     r.check("kernel reason: runnable task stall", "runnable task stall" in detail, detail)
     r.check("the stalled task is named", "failed to run for" in detail, detail)
-    r.data["eject_after_s"] = round(ev[0].at - r.wall_start, 2) if ev else None
-    act.shutdown()
 
 
 def partial_mode(r: Record, state: Path) -> None:
