@@ -95,8 +95,8 @@ class ApplyResult:
         }
 
 
-FAILURE_REASONS = ("binary_missing", "spawn_failed", "exited", "ebusy", "enable_timeout",
-                   "ops_mismatch", "disable_timeout", "debugfs_write_failed",
+FAILURE_REASONS = ("binary_missing", "spawn_failed", "exited", "ebusy", "ejected_at_start",
+                   "enable_timeout", "ops_mismatch", "disable_timeout", "debugfs_write_failed",
                    "external_scheduler")
 
 
@@ -375,6 +375,7 @@ class Actuator:
             raise _Failure("binary_missing", reason.reason if reason else
                            f"{action.scheduler} is not in the probed catalog")
         seq_before = self.kernel().enable_seq
+        self._remember_kmsg()  # a disable reason found later belongs to this start
         argv = (path, *action.argv)
         self._persist(action, None, "starting")
         t_start = time.monotonic()
@@ -398,8 +399,19 @@ class Actuator:
             proc.stop(0.1)
             tail = proc.output.text(20)
             self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
-            reason = "ebusy" if any(m in tail for m in EBUSY_MARKERS) else "exited"
-            raise _Failure(reason, f"{action.label()} exited with code {rc} before the "
+            if any(m in tail for m in EBUSY_MARKERS):
+                raise _Failure("ebusy", f"{action.label()} lost the struct_ops attach to "
+                               f"another scheduler (exit code {rc})", rc, tail)
+            kernel_reason = self._kernel_reason()
+            exit_line = proc.output.exit_line
+            why = [r for r in (kernel_reason, exit_line)
+                   if r and not any(c in r for c in CLEAN_EXIT_REASONS)]
+            if why:
+                # Ejected while enabling (e.g. the watchdog under load): the loader exits 0,
+                # the kernel says why.
+                raise _Failure("ejected_at_start", f"{action.label()} was ejected by the "
+                               f"kernel before it was confirmed: {'; '.join(why)}", rc, tail)
+            raise _Failure("exited", f"{action.label()} exited with code {rc} before the "
                            "kernel enabled it", rc, tail)
         if not k.runs(prefix):
             proc.stop(self.cfg.stop_timeout)

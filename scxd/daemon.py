@@ -220,13 +220,20 @@ class Daemon:
         terms = window_terms(window)
         intended_before = self.actuator.current
         # Rewards belong to what the kernel really ran: in advisory mode that is always the
-        # fair scheduler, whatever scxd would have applied.
-        running = intended_before if self.actuator.mode == "active" else self.catalog.fair()
-        scored = self.guard.window_scored()
+        # fair scheduler, whatever scxd would have applied; in active mode only what the
+        # kernel confirms — a foreign scheduler's windows must not feed the fair reference.
+        if self.actuator.mode == "advisory":
+            running, trusted = self.catalog.fair().label(), True
+        elif self.actuator.verified(intended_before):
+            running, trusted = intended_before.label(), True
+        else:
+            ext = self.actuator.external_ops
+            running, trusted = (f"external:{ext}" if ext else "unverified"), False
+        scored = self.guard.window_scored() and trusted
         window_cost: Cost | None = None
         if scored:
             window_cost = cost(terms, objective, self.reference.means())
-            if running.is_fair:
+            if running == "fair":
                 self.reference.add_cost(objective, window_cost.value)
                 self.reference.add(terms)
             else:
@@ -245,7 +252,7 @@ class Daemon:
             **window_measurements(window, features),
             "eligible": [a.label() for a in self.arms],
             "decision": decision.as_dict(),
-            "running": running.label(), "previous": intended_before.label(),
+            "running": running, "previous": intended_before.label(),
             "intended": self.actuator.current.label(), "mode": self.actuator.mode,
             "verdict": verdict.why, "swap": swap.as_dict() if swap else None,
             "swapped": bool(swap and swap.ok and swap.outcome in ("applied", "advisory")),

@@ -129,6 +129,15 @@ def test_start_failure_falls_back_to_fair(env, mode, reason, code, text):
     finish(act, env)
 
 
+def test_ejection_while_enabling_names_the_kernel_reason(env):
+    env.fake(mode="eject_at_start")
+    act = env.actuator()
+    res = act.apply(act.catalog.action("scx_simple"))
+    assert res.reason == "ejected_at_start" and res.exit_code == 0
+    assert "runnable task stall" in res.detail and res.outcome == "fell_back_to_fair"
+    finish(act, env)
+
+
 def test_failure_rolls_back_to_last_good(env):
     env.fake()
     env.fake("scx_qmap", "qmap", mode="refuse", supports="-s -b -H -p -e -t -T -h")

@@ -268,3 +268,30 @@ def test_authorize_rules_for_peers():
     rootonly = ControlServer("/nonexistent/x.sock", lambda *a: None)
     with pytest.raises(ControlError, match="uid 1234 is not root"):
         rootonly.authorize(Peer(me, 1234, 1234), "status")
+
+
+def test_foreign_scheduler_windows_are_not_scored(tmp_path, fake):
+    """While another launcher's scheduler runs (takeover respected), windows are journaled
+    as external and never feed the fair scheduler's reference."""
+    d = Daemon(tmp_path, ACTIVE.replace('scheduler = "scx_simple"', 'scheduler = "fair"'))
+    ext = None
+    try:
+        d.wait_windows(2)
+        exe = install_fake(tmp_path / "ext", "scx_ext", fake.root, "extsched")
+        ext = subprocess.Popen([str(exe)], stdout=subprocess.DEVNULL)
+        assert wait_for(lambda: d.ctl("status")["external_ops"] == "extsched", 10)
+        n = d.ctl("status")["windows"]
+        d.wait_windows(n + 3)
+        st = d.ctl("status")
+        assert st["running"]["source"] == "not started by scxd" and st["kernel"]["ops"] == \
+            "extsched"
+    finally:
+        if ext is not None:
+            ext.send_signal(signal.SIGINT)
+            ext.wait()
+        d.stop()
+    windows = list(JournalReader(d.state / "journal").windows())
+    foreign = [w for w in windows if w["running"] == "external:extsched"]
+    assert len(foreign) >= 3
+    assert all(w["cost"] is None for w in foreign)
+    assert all(w["running"] in ("fair", "external:extsched") for w in windows)

@@ -16,6 +16,7 @@ Behaviour is chosen with --mode:
   ignore_sigint   enable, then ignore SIGINT/SIGTERM (needs SIGKILL)
   eject_alive     enable, then after --after s the kernel ejects it (stall); stays alive
   eject_exit      same, but the loader prints EXIT and exits 0 (as real loaders do)
+  eject_at_start  the watchdog ejects it while still enabling; EXIT, exit 0
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def main() -> int:
     os.write(lock, str(os.getpid()).encode())
     os.close(lock)
     write(sx / "state", "enabling")
+    if args.mode == "eject_at_start":
+        time.sleep(args.enable_delay)
+        kmsg(root, f"sched_ext: {args.ops}: kworker/u4:2[77] failed to run for 5.012s")
+        kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" disabled (runnable task stall)')
+        write(sx / "state", "disabled")
+        (sx / ".attached").unlink(missing_ok=True)
+        print("EXIT: runnable task stall (watchdog failed to check in for 5.012s)", flush=True)
+        return 0
     if args.mode == "hang_enabling":
         while True:
             time.sleep(0.05)
