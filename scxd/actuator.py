@@ -153,7 +153,6 @@ class Actuator:
         self._kmsg_seq = -1
         self._crash_times: deque[float] = deque()
         self._retry_at: float | None = None
-        self._last_kernel = self.kernel()
         self._remember_kmsg()
 
     # -- kernel ---------------------------------------------------------------------------
@@ -240,8 +239,7 @@ class Actuator:
                 events.append(self._event("leftover_cleaned", "fair",
                                           f"restored fair tunables {sorted(originals)}"))
         self._persist(self.current, None, "idle")
-        self._last_kernel = self.kernel()
-        k = self._last_kernel
+        k = self.kernel()
         if k.enabled:
             self.external_ops = k.ops
             events.append(self._event("takeover", k.ops or "?",
@@ -497,7 +495,6 @@ class Actuator:
                                           "the external scheduler is gone"))
                 self.external_ops = None
         events += self._maybe_restart()
-        self._last_kernel = k
         self.events.extend(events)
         return events
 

@@ -31,7 +31,7 @@ from scxd.catalog import Action, CatalogError, build_catalog
 from scxd.catalog_view import catalog_json
 from scxd.config import ConfigError, Settings, load_config
 from scxd.control import FAILED, INVALID_PARAMS, READ_METHODS, ControlError, ControlServer
-from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize
+from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize, schema_doc
 from scxd.guard import Guard, GuardEvent
 from scxd.hostfs import HostFS
 from scxd.journal import JournalWriter, window_measurements
@@ -162,7 +162,8 @@ class Daemon:
 
     def _journal_header(self) -> dict[str, Any]:
         return {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
-                "feature_names": list(FEATURE_NAMES), "host": socket.gethostname(),
+                "feature_names": list(FEATURE_NAMES), "feature_doc": schema_doc(),
+                "host": socket.gethostname(),
                 "kernel": os.uname().release, "scxd_version": __version__,
                 "mode": self.actuator.mode, "objective": self.settings.policy.objective,
                 "window_s": self.settings.telemetry.window,

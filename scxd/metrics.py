@@ -174,14 +174,21 @@ class ScxdCollector:
                             "recoveries", "kind", s.actuator_events, ACTUATOR_EVENT_KINDS)
         yield self._counter("scxd_guard_events", "guard holds, overrides and state changes",
                             "kind", s.guard_events, GUARD_EVENT_KINDS)
-        yield GaugeMetricFamily("scxd_frozen", "1 while swaps are frozen",
-                                value=float(s.frozen))
-        yield GaugeMetricFamily("scxd_pinned", "1 while a scheduler is pinned",
-                                value=float(s.pinned))
-        yield CounterMetricFamily("scxd_windows", "telemetry windows closed",
-                                  value=s.windows)
-        yield CounterMetricFamily("scxd_windows_scored", "windows scored (not warm-up)",
-                                  value=s.windows_scored)
+        for family, name, doc, value in (
+                (GaugeMetricFamily, "scxd_frozen", "1 while swaps are frozen", s.frozen),
+                (GaugeMetricFamily, "scxd_pinned", "1 while a scheduler is pinned", s.pinned),
+                (CounterMetricFamily, "scxd_windows", "telemetry windows closed", s.windows),
+                (CounterMetricFamily, "scxd_windows_scored", "windows scored (not warm-up and "
+                 "kernel-confirmed)", s.windows_scored),
+                (CounterMetricFamily, "scxd_collector_bpf_cpu_seconds", "CPU time of scxd's "
+                 "BPF programs (BPF run-time stats)", s.collector_bpf_seconds),
+                (CounterMetricFamily, "scxd_collector_cpu_seconds", "CPU time of the scxd "
+                 "process spent sampling", s.collector_cpu_seconds),
+                (CounterMetricFamily, "scxd_journal_records", "journal records written",
+                 s.journal_records),
+                (CounterMetricFamily, "scxd_journal_errors", "journal writes that failed",
+                 s.journal_errors)):
+            yield family(name, doc, value=float(value))
         dec = CounterMetricFamily("scxd_decisions", "policy decisions",
                                   labels=["policy", "explore"])
         for (policy, explore), n in s.decisions.items():
@@ -232,15 +239,6 @@ class ScxdCollector:
         yield deg
         yield self._counter("scxd_telemetry_errors", "failed reads per telemetry source",
                             "source", s.telemetry_errors, TELEMETRY_SOURCES)
-        yield CounterMetricFamily("scxd_collector_bpf_cpu_seconds", "CPU time of scxd's BPF "
-                                  "programs (BPF run-time stats)",
-                                  value=s.collector_bpf_seconds)
-        yield CounterMetricFamily("scxd_collector_cpu_seconds", "CPU time of the scxd process"
-                                  " spent sampling", value=s.collector_cpu_seconds)
-        yield CounterMetricFamily("scxd_journal_records", "journal records written",
-                                  value=s.journal_records)
-        yield CounterMetricFamily("scxd_journal_errors", "journal writes that failed",
-                                  value=s.journal_errors)
         ctl = CounterMetricFamily("scxd_control_requests", "control-socket requests",
                                   labels=["method", "outcome"])
         for (method, outcome), n in s.control_requests.items():
@@ -277,9 +275,4 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def merged_hist(total: Log2Histogram, window: Log2Histogram | None) -> Log2Histogram:
-    return total if window is None else total + window
-
-
-__all__: Sequence[str] = ("MetricsServer", "MetricsState", "ScxdCollector", "make_registry",
-                          "merged_hist")
+__all__: Sequence[str] = ("MetricsServer", "MetricsState", "ScxdCollector", "make_registry")

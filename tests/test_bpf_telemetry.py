@@ -187,3 +187,21 @@ def test_colliding_pids_evict_and_are_counted_not_misattributed():
     assert len(owner) == 1  # one owner per slot
     if owner[0] == twin.pid:
         assert times[twin.pid][0] < 50e6  # a sleeper: never given the hog's CPU time
+
+
+def test_tracepoint_fields_are_checked_against_tracefs(tmp_path):
+    """A kernel whose tracefs format lacks a field the program reads is refused with a
+    reason, before anything is compiled; this kernel's format passes."""
+    from scxd.telemetry.bpf import TRACEPOINT_FIELDS, BpfSchedSource, BpfUnavailable
+
+    BpfSchedSource(HOST).check_tracepoints()
+    real = HOST.tracefs()
+    for event in TRACEPOINT_FIELDS:
+        dest = tmp_path / "sys/kernel/tracing/events/sched" / event
+        dest.mkdir(parents=True)
+        text = (real / "events/sched" / event / "format").read_text()
+        if event == "sched_switch":
+            text = text.replace("prev_state", "prev_st")
+        (dest / "format").write_text(text)
+    with pytest.raises(BpfUnavailable, match="sched:sched_switch has no field prev_state"):
+        BpfSchedSource(HostFS(tmp_path)).check_tracepoints()

@@ -44,7 +44,12 @@ TASK_ACCT = np.dtype([("pid", "<u4"), ("flags", "<u4"), ("ready_ts", "<u8"), ("b
                       ("first_run_ts", "<u8"), ("oncpu_ns", "<u8"), ("wait_ns", "<u8")])
 #: struct exit_event in the C program.
 EXIT_EVENT = struct.Struct("<IIQQQQQQ16s")
-PROBES = ("sched_wakeup", "sched_wakeup_new", "sched_switch", "sched_process_exit")
+#: Tracepoint fields the program reads (TRACEPOINT_PROBE args), checked in tracefs first.
+TRACEPOINT_FIELDS = {
+    "sched_wakeup": ("pid",), "sched_wakeup_new": ("pid",),
+    "sched_switch": ("prev_pid", "prev_state", "next_pid"),
+    "sched_process_exit": ("pid", "comm"),
+}
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 _BPF_ENABLE_STATS = 32
 _BPF_STATS_RUN_TIME = 0
@@ -156,6 +161,7 @@ class BpfSchedSource:
             self.host.ensure_tracefs()
         except OSError as exc:
             raise BpfUnavailable(str(exc)) from None
+        self.check_tracepoints()
         try:
             from bcc import BPF
         except ImportError as exc:
@@ -188,6 +194,19 @@ class BpfSchedSource:
         fd = self._bpf[b"tasks"].map_fd
         self._table = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._task_view = np.frombuffer(self._table, dtype=TASK_ACCT, count=self.max_tasks)
+
+    def check_tracepoints(self) -> None:
+        """Every field the program reads must be in this kernel's tracefs format: a kernel
+        that renamed or dropped one gets a clear reason instead of a compile error."""
+        for event, needed in TRACEPOINT_FIELDS.items():
+            try:
+                fields = self.host.tracepoint_format("sched", event)
+            except (OSError, ValueError) as exc:
+                raise BpfUnavailable(f"tracepoint sched:{event} unreadable: {exc}") from None
+            missing = [f for f in needed if f not in fields]
+            if missing:
+                raise BpfUnavailable(f"tracepoint sched:{event} has no field "
+                                     f"{', '.join(missing)} in this kernel's tracefs format")
 
     def close(self) -> None:
         if self._table is not None:

@@ -23,7 +23,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -213,7 +212,3 @@ def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: flo
     return GuestRun("full", int(m.group(1)) if m else rc, secs, console, records, timed_out,
                     detect_crash(console), m is not None)
 
-
-def python_in_guest() -> str:
-    """The interpreter to use in the guest: this venv's (the host file system is shared)."""
-    return sys.executable
