@@ -239,7 +239,7 @@ class Daemon:
                 self.reference.add(terms)
             else:
                 self.guard.record_cost(window_cost.value)
-        decision = self.policy.decide(features, self.arms, window)
+        decision = self.policy.decide(features, self.arms)
         verdict = self.guard.review(decision.action, intended_before, self.catalog.fair(),
                                     now, self.reference.baseline_cost(objective))
         decided_s = time.perf_counter() - t0

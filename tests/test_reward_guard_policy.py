@@ -211,7 +211,7 @@ def test_fixed_policy():
     p = make_policy(PolicyConfig(name="fixed", scheduler="scx_simple", preset="fifo"),
                     probed({"scx_simple"}))
     assert isinstance(p, FixedPolicy)
-    d = p.decide(featurize(window()), eligible_arms(probed({"scx_simple"})), window())
+    d = p.decide(featurize(window()), eligible_arms(probed({"scx_simple"})))
     assert d.action.label() == "scx_simple -f" and d.propensity == 1.0
     assert math.isclose(sum(d.distribution.values()), 1.0) and not d.explore
     gone = FixedPolicy(PolicyConfig(name="fixed", scheduler="scx_simple"), probed(set()))
@@ -229,14 +229,14 @@ def test_rule_policy_hysteresis():
     arms = eligible_arms(pc)
     busy, quiet = window(T_busiest_cpu_pct_avg=95.0), window(T_busiest_cpu_pct_avg=10.0)
     seq = [busy, busy, quiet, quiet, busy, quiet, quiet, quiet]
-    chosen = [p.decide(featurize(w), arms, w).action.label() for w in seq]
+    chosen = [p.decide(featurize(w), arms).action.label() for w in seq]
     assert chosen == ["fair", "scx_simple", "scx_simple", "scx_simple", "scx_simple",
                       "scx_simple", "scx_simple", "fair"]
-    d = p.decide(featurize(busy), arms, busy)
-    assert d.propensity == 1.0 and d.scores["busiest_cpu_pct"] == 95.0
+    d = p.decide(featurize(busy), arms)
+    assert d.propensity == 1.0 and d.scores["busiest_cpu_pct"] == pytest.approx(95.0)
 
 
 def test_rule_policy_without_any_busy_scheduler():
     p = RulePolicy(PolicyConfig(), probed(set()))
-    d = p.decide(featurize(window(T_busiest_cpu_pct_avg=99.0)), [FAIR], window())
+    d = p.decide(featurize(window(T_busiest_cpu_pct_avg=99.0)), [FAIR])
     assert d.action.is_fair and "holding fair" in d.reason

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from scxd.catalog import Action
 from scxd.features import FeatureVector
 from scxd.probe import ProbedCatalog
-from scxd.types import Window
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,7 @@ class Policy(Protocol):
     name: str
     version: str
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action],
-               window: Window) -> Decision: ...
+    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision: ...
 
     def update(self, record: Mapping[str, Any]) -> None: ...
 

@@ -23,7 +23,6 @@ from scxd.config import PolicyConfig
 from scxd.features import FeatureVector
 from scxd.policy import Decision, point_mass
 from scxd.probe import ProbedCatalog
-from scxd.types import Window
 
 
 class FixedPolicy:
@@ -41,8 +40,7 @@ class FixedPolicy:
             self.reason = f"{cfg.scheduler} unavailable ({avail.reason}); holding fair"
             self.target = probed.catalog.fair()
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action],
-               window: Window) -> Decision:
+    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision:
         arms = list(eligible) if any(a.same_as(self.target) for a in eligible) else \
             [*eligible, self.target]
         return Decision(self.target, point_mass(self.target, arms), False, self.name,
@@ -69,9 +67,9 @@ class RulePolicy:
         self.quiet_run = 0
         self.choice = self.fair
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action],
-               window: Window) -> Decision:
-        busiest = window.metrics.get("T_busiest_cpu_pct_avg", 0.0)
+    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision:
+        # The "busiest_cpu" feature is the busiest CPU's utilisation as a fraction.
+        busiest = 100.0 * features.as_dict()["busiest_cpu"]
         busy = busiest >= self.cfg.busy_cpu_pct
         self.busy_run = self.busy_run + 1 if busy else 0
         self.quiet_run = 0 if busy else self.quiet_run + 1
