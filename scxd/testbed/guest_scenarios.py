@@ -216,6 +216,58 @@ def qmap_stall_ejection(r: Record, state: Path) -> None:
     r.check("the stalled task is named", "failed to run for" in detail, detail)
 
 
+FAIR_TUNABLES = ("base_slice_ns", "migration_cost_ns", "nr_migrate", "preempt")
+
+
+def read_fair_tunables() -> dict[str, str]:
+    from scxd.probe import parse_preempt
+    out = {}
+    for name in FAIR_TUNABLES:
+        text = (HOST.read_optional(f"sys/kernel/debug/sched/{name}") or "").strip()
+        out[name] = (parse_preempt(text) or text) if name == "preempt" else text
+    return out
+
+
+def fair_tunables(r: Record, state: Path) -> None:
+    """The fair scheduler's debugfs tunables on a real, writable debugfs: applied and read
+    back, restored when leaving fair, and restored by a successor after a crash."""
+    act = make_actuator(state)
+    avail = act.probed.availability["fair"]
+    kept = [p.name for p in act.catalog.get("fair").params]
+    r.data["kept"], r.data["dropped"] = kept, avail.dropped
+    r.check("numeric tunables kept by the probe",
+            {"base_slice_ns", "migration_cost_ns", "nr_migrate"} <= set(kept), avail.as_dict())
+    originals = read_fair_tunables()
+    r.data["originals"] = originals
+    values: dict[str, Any] = {
+        "base_slice_ns": 4_000_000 if originals["base_slice_ns"] != "4000000" else 5_000_000,
+        "migration_cost_ns": 250_000, "nr_migrate": 16}
+    if "preempt" in kept:
+        values["preempt"] = "voluntary" if originals["preempt"] != "voluntary" else "none"
+    tuned = act.catalog.action("fair", values)
+    res = act.apply(tuned)
+    now = read_fair_tunables()
+    r.check("tuned fair applied", res.outcome == "applied" and act.verified(tuned), res.as_dict())
+    r.check("debugfs reads every written value",
+            all(now[k] == str(v) for k, v in values.items()), {"wrote": values, "read": now})
+    r.check("a tuned fair is a no-op the second time", act.apply(tuned).outcome == "noop")
+    res = act.apply(act.catalog.action("scx_simple"))
+    r.check("leaving fair for simple restores the originals",
+            res.ok and read_fair_tunables() == originals, read_fair_tunables())
+    r.check("tuned fair again after simple", act.apply(tuned).ok
+            and read_fair_tunables() == now, read_fair_tunables())
+    # crash: this actuator vanishes without shutdown; its successor reads the intent file
+    successor = make_actuator(state)
+    events = successor.recover()
+    r.check("successor restores the originals a crashed scxd left tuned",
+            read_fair_tunables() == originals, {"read": read_fair_tunables(),
+                                                 "events": [e.as_dict() for e in events]})
+    r.check("recovery reported as leftover_cleaned",
+            any(e.kind == "leftover_cleaned" and e.scheduler == "fair" for e in events),
+            [e.as_dict() for e in events])
+    successor.shutdown()
+
+
 def partial_mode(r: Record, state: Path) -> None:
     act = make_actuator(state)
     res = act.apply(act.catalog.action("scx_qmap", {"partial": True}))
@@ -474,8 +526,8 @@ def daemon_sigkill(r: Record, state: Path) -> None:
 SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
     f.__name__: f for f in (swap_sequence, sigkill_recovery, bad_flags_rollback, partial_mode,
                             external_takeover, ebusy_race, qmap_error_ejection,
-                            qmap_stall_ejection, central_start, bpf_telemetry, daemon_e2e,
-                            daemon_sigkill)
+                            qmap_stall_ejection, central_start, fair_tunables, bpf_telemetry,
+                            daemon_e2e, daemon_sigkill)
 }
 
 
