@@ -271,20 +271,26 @@ def _outcome(code: int) -> str:
             PERMISSION_DENIED: "denied", BUSY: "busy", FAILED: "failed"}.get(code, "error")
 
 
-def call(path: str | os.PathLike[str], method: str, params: dict[str, Any] | None = None,
-         timeout: float = 90.0) -> Any:
-    """Client side: one request, the result or a raised ControlError / OSError."""
+def exchange(path: str | os.PathLike[str], data: bytes, timeout: float = 90.0) -> bytes:
+    """Send raw bytes, return the raw reply line (empty if the daemon closed without one)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(path))
-        req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
-        s.sendall((json.dumps(req) + "\n").encode())
+        s.sendall(data)
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
             if not chunk:
                 break
             buf += chunk
+    return buf
+
+
+def call(path: str | os.PathLike[str], method: str, params: dict[str, Any] | None = None,
+         timeout: float = 90.0) -> Any:
+    """Client side: one request, the result or a raised ControlError / OSError."""
+    req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
+    buf = exchange(path, (json.dumps(req) + "\n").encode(), timeout)
     if not buf:
         raise ControlError(INTERNAL_ERROR, "scxd closed the connection without a reply")
     reply = json.loads(buf)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scxd.control import ControlError
+from scxd.control import ControlError, exchange
 from scxd.journal import JournalReader
 from tests.daemon_helper import ACTIVE, BASE, Daemon
 from tests.fakes import FakeKernel, fake_processes, install_fake, wait_for
@@ -150,17 +150,7 @@ def test_control_socket_robustness(tmp_path):
     d = Daemon(tmp_path, BASE)
     try:
         def raw(data: bytes) -> dict:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(10)
-                s.connect(str(d.sock))
-                s.sendall(data)
-                buf = b""
-                while not buf.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                return json.loads(buf)
+            return json.loads(exchange(d.sock, data, timeout=10))
 
         assert raw(b"{nope\n")["error"]["code"] == -32700
         assert raw(b"[1,2]\n")["error"]["code"] == -32600
