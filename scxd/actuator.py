@@ -38,7 +38,7 @@ from scxd import runner
 from scxd.catalog import Action, Catalog
 from scxd.config import ActuatorConfig
 from scxd.hostfs import SCHED_DEBUGFS_DIR, SCHED_EXT_DIR, HostFS
-from scxd.probe import ProbedCatalog
+from scxd.probe import ProbedCatalog, read_fair_tunable
 from scxd.schedext import KernelState, parse_kernel_log, read_state
 
 log = logging.getLogger("scxd.actuator")
@@ -254,7 +254,7 @@ class Actuator:
             rel = f"{SCHED_DEBUGFS_DIR}/{name}"
             try:
                 if name not in self.fair_originals:
-                    self.fair_originals[name] = self.host.read(rel).strip()
+                    self.fair_originals[name] = read_fair_tunable(self.host, name)
                 self.host.write(rel, value)
                 got = self.host.read(rel).strip()
             except OSError as exc:
@@ -267,9 +267,6 @@ class Actuator:
 
     def _restore_one(self, name: str) -> None:
         value = self.fair_originals.pop(name)
-        if name == "preempt":
-            from scxd.probe import parse_preempt
-            value = parse_preempt(value) or value
         try:
             self.host.write(f"{SCHED_DEBUGFS_DIR}/{name}", value)
         except OSError as exc:

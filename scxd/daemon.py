@@ -42,7 +42,6 @@ from scxd.policy import Decision, eligible_arms
 from scxd.policy.baseline import make_policy
 from scxd.probe import ProbedCatalog, probe_catalog
 from scxd.reward import Cost, FairReference, cost, window_terms
-from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler, TelemetryUnavailable
 from scxd.types import Window
 from scxd.window import Windower
@@ -389,7 +388,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         with self._status_lock:
             snap = dict(self._status_cache)
-        k = read_state(self.host)  # the kernel's word, read now
+        k = self.actuator.kernel()  # the kernel's word, read now
         snap["kernel"] = k.as_dict()
         snap["running"] = self._running_from_kernel(k)
         return snap

@@ -116,6 +116,13 @@ def parse_preempt(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def read_fair_tunable(host: HostFS, name: str) -> str:
+    """A fair-scheduler tunable's current value as it would be written back: the file's
+    text, except ``preempt``, which lists every model and marks the current one."""
+    text = host.read(f"{SCHED_DEBUGFS_DIR}/{name}").strip()
+    return (parse_preempt(text) or text) if name == "preempt" else text
+
+
 def probe_fair(spec: SchedulerSpec, host: HostFS) -> tuple[SchedulerSpec, Availability]:
     host.ensure_debugfs()
     dropped: dict[str, str] = {}
@@ -123,18 +130,17 @@ def probe_fair(spec: SchedulerSpec, host: HostFS) -> tuple[SchedulerSpec, Availa
     for p in spec.params:
         rel = f"{SCHED_DEBUGFS_DIR}/{p.flag}"
         try:
-            text = host.read(rel).strip()
+            value = read_fair_tunable(host, p.flag)
         except OSError as exc:
             dropped[p.name] = f"debugfs sched/{p.flag}: {exc.strerror or exc}"
             continue
         if not os.access(host.path(rel), os.W_OK):
             dropped[p.name] = f"debugfs sched/{p.flag} is read-only"
             continue
-        value = parse_preempt(text) if p.name == "preempt" else text
         try:
             live_default = p.check(int(value) if p.kind == "int" else value)
         except (ValueError, TypeError, Exception) as exc:
-            dropped[p.name] = f"debugfs sched/{p.flag} reads {text!r}: {exc}"
+            dropped[p.name] = f"debugfs sched/{p.flag} reads {value!r}: {exc}"
             continue
         live[p.name] = replace(p, default=live_default)
     narrowed, lost = restrict(spec, dropped)

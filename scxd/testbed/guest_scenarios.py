@@ -26,7 +26,7 @@ from scxd.catalog import Action, build_catalog
 from scxd.config import ActuatorConfig
 from scxd.hostfs import HostFS
 from scxd.journal import JournalReader
-from scxd.probe import probe_catalog
+from scxd.probe import probe_catalog, read_fair_tunable
 from scxd.schedext import read_state
 
 TESTBED_BIN = ""  # set from --testbed: the artifacts' bin/ (dynamically linked loaders)
@@ -216,24 +216,16 @@ def qmap_stall_ejection(r: Record, state: Path) -> None:
     r.check("the stalled task is named", "failed to run for" in detail, detail)
 
 
-FAIR_TUNABLES = ("base_slice_ns", "migration_cost_ns", "nr_migrate", "preempt")
-
-
-def read_fair_tunables() -> dict[str, str]:
-    from scxd.probe import parse_preempt
-    out = {}
-    for name in FAIR_TUNABLES:
-        text = (HOST.read_optional(f"sys/kernel/debug/sched/{name}") or "").strip()
-        out[name] = (parse_preempt(text) or text) if name == "preempt" else text
-    return out
-
-
 def fair_tunables(r: Record, state: Path) -> None:
     """The fair scheduler's debugfs tunables on a real, writable debugfs: applied and read
     back, restored when leaving fair, and restored by a successor after a crash."""
     act = make_actuator(state)
     avail = act.probed.availability["fair"]
     kept = [p.name for p in act.catalog.get("fair").params]
+
+    def read_fair_tunables() -> dict[str, str]:
+        return {name: read_fair_tunable(HOST, name) for name in kept}
+
     r.data["kept"], r.data["dropped"] = kept, avail.dropped
     r.check("numeric tunables kept by the probe",
             {"base_slice_ns", "migration_cost_ns", "nr_migrate"} <= set(kept), avail.as_dict())
