@@ -35,7 +35,7 @@ from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize,
 from scxd.guard import Guard, GuardEvent
 from scxd.hostfs import HostFS
 from scxd.journal import JournalWriter, window_measurements
-from scxd.metrics import MetricsServer, MetricsState, make_registry
+from scxd.metrics import MetricsBoard, MetricsServer, MetricsState, make_registry
 from scxd.notify import Notifier
 from scxd.observe import samples_per_window
 from scxd.policy import Decision, eligible_arms
@@ -91,15 +91,20 @@ class Daemon:
         self.reload_requested = False
         self.commands: queue.Queue[Command] = queue.Queue()
         self.notifier = Notifier()
+        # Owned by this (the loop) thread; scrapes read copies published to the board.
         self.metrics = MetricsState(version=__version__)
+        self.board = MetricsBoard(self.metrics)
         self.history: deque[dict[str, Any]] = deque(maxlen=500)
         self.pending_events: list[dict[str, Any]] = []
         self.last_explain: dict[str, Any] = {}
         self.last_decision: Decision | None = None
         self.started_wall = time.time()
         self.window_id = 0
+        # What control threads may read, published by the loop thread after every tick and
+        # command: (status dict, ops prefix of the loader scxd runs, history entries).
         self._status_lock = threading.Lock()
-        self._status_cache: dict[str, Any] = {}
+        self._published_status: tuple[dict[str, Any], str | None, tuple[dict, ...]] = (
+            {}, None, ())
         self.control: ControlServer | None = None
         self.metrics_server: MetricsServer | None = None
         self.journal: JournalWriter | None = None
@@ -147,13 +152,13 @@ class Daemon:
                            "version": __version__, "mode": self.actuator.mode,
                            "telemetry": health.as_dict(), "policy": self.policy.name})
         if s.metrics.enabled:
-            self.metrics_server = MetricsServer(s.metrics.address, make_registry(self.metrics))
+            self.metrics_server = MetricsServer(s.metrics.address, make_registry(self.board))
+        self._refresh_status()  # published before the first client can ask
         self.control = ControlServer(
             s.control.socket, self.handle_request, group=s.control.group,
             group_can_change=s.control.group_can_change,
-            max_request_bytes=s.control.max_request_bytes, on_request=self._count_request)
+            max_request_bytes=s.control.max_request_bytes, on_request=self.board.count_request)
         self.control.start()
-        self._refresh_status()
         self.notifier.ready(self._status_line())
         log.info("scxd %s running: mode %s (%s), telemetry %s, policy %s, %d arms", __version__,
                  self.actuator.mode, self.actuator.advisory_reason or "sched_ext present",
@@ -199,11 +204,10 @@ class Daemon:
     def _tick(self, closes_window: bool) -> None:
         assert self.sampler is not None
         sample = self.sampler.sample(closes_window=closes_window)
-        with self.metrics.lock:
-            self.metrics.telemetry_errors = self.sampler.health.errors.copy()
-            self.metrics.collector_cpu_seconds += sample.collector_cpu_s
-            if sample.sched is not None:
-                self.metrics.collector_bpf_seconds += sample.sched.bpf_run_time_ns / 1e9
+        self.metrics.telemetry_errors = self.sampler.health.errors.copy()
+        self.metrics.collector_cpu_seconds += sample.collector_cpu_s
+        if sample.sched is not None:
+            self.metrics.collector_bpf_seconds += sample.sched.bpf_run_time_ns / 1e9
         for ev in self.actuator.poll():
             self._record_actuator_event(ev)
         window = self.windower.add(sample)
@@ -292,27 +296,24 @@ class Daemon:
             self.actuator.apply(self.catalog.fair())
             self.guard.on_swap(time.monotonic(), True)
         self.history.append({"type": "swap", **result.as_dict()})
-        with self.metrics.lock:
-            if result.outcome != "noop":
-                self.metrics.observe_swap(result.outcome, result.timings.total_s)
-            if not result.ok:
-                self.metrics.actuator_failures[result.reason or "unknown"] += 1
+        if result.outcome != "noop":
+            self.metrics.observe_swap(result.outcome, result.timings.total_s)
+        if not result.ok:
+            self.metrics.actuator_failures[result.reason or "unknown"] += 1
         return result
 
     def _note_guard(self, events: list[GuardEvent]) -> None:
         """History + metrics for guard events (each counted exactly once, here)."""
         for e in events:
             self.history.append({"type": "guard", "at": time.time(), **e.as_dict()})
-        with self.metrics.lock:
-            for e in events:
-                self.metrics.guard_events[e.kind] += 1
+        for e in events:
+            self.metrics.guard_events[e.kind] += 1
 
     def _record_actuator_event(self, ev: ActuatorEvent) -> None:
         d = ev.as_dict()
         self.pending_events.append(d)
         self.history.append({"type": "actuator", **d})
-        with self.metrics.lock:
-            self.metrics.actuator_events[ev.kind] += 1
+        self.metrics.actuator_events[ev.kind] += 1
         if ev.kind in ("crashed", "ejected", "recovery_failed", "recovered", "takeover"):
             self.guard.on_kernel_change(time.monotonic())  # warm up again, no budget used
 
@@ -321,33 +322,30 @@ class Daemon:
             return
         try:
             self.journal.append(record)
-            with self.metrics.lock:
-                self.metrics.journal_records += 1
+            self.metrics.journal_records += 1
         except OSError as exc:
             self.journal.errors += 1
-            with self.metrics.lock:
-                self.metrics.journal_errors += 1
+            self.metrics.journal_errors += 1
             log.error("journal write failed: %s", exc)
 
     def _update_metrics(self, window: Window, decision: Decision, window_cost: Cost | None,
                         decided_s: float) -> None:
         m = self.metrics
-        with m.lock:
-            m.windows += 1
-            if window_cost is not None:
-                m.windows_scored += 1
-                m.reward = window_cost.reward
-                m.cost_ratio = dict(window_cost.ratios)
-            m.decisions[(decision.policy, decision.explore)] += 1
-            m.decision_seconds.observe(decided_s)
-            m.action_probability = dict(decision.distribution)
-            for name in ("rq_hist", "resp_hist", "turn_hist"):
-                h = getattr(window, name)
-                if h is not None:
-                    setattr(m, name, getattr(m, name) + h)
-            m.last = {k: window.metrics[k] for k in (
-                "turnaround_avg_s", "response_avg_s", "runq_latency_p99_s", "fairness_cv",
-                "T_cpu_busy_avg") if k in window.metrics}
+        m.windows += 1
+        if window_cost is not None:
+            m.windows_scored += 1
+            m.reward = window_cost.reward
+            m.cost_ratio = dict(window_cost.ratios)
+        m.decisions[(decision.policy, decision.explore)] += 1
+        m.decision_seconds.observe(decided_s)
+        m.action_probability = dict(decision.distribution)
+        for name in ("rq_hist", "resp_hist", "turn_hist"):
+            h = getattr(window, name)
+            if h is not None:
+                setattr(m, name, getattr(m, name) + h)
+        m.last = {k: window.metrics[k] for k in (
+            "turnaround_avg_s", "response_avg_s", "runq_latency_p99_s", "fairness_cv",
+            "T_cpu_busy_avg") if k in window.metrics}
 
     # -- status ---------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
@@ -369,39 +367,45 @@ class Daemon:
             "windows": self.window_id, "uptime_s": time.time() - self.started_wall,
             "reference": self.reference.as_dict(),
         }
+        cur = act.current
+        owned_prefix = (self.catalog.get(cur.scheduler).ops_prefix
+                        if not cur.is_fair and act.proc is not None else None)
+        published = (snap, owned_prefix, tuple(self.history))
         with self._status_lock:
-            self._status_cache = snap
+            self._published_status = published
         k = act.kernel()
-        with self.metrics.lock:
-            self.metrics.scheduler = self._labels(act.current if act.mode == "active"
-                                                  else self.catalog.fair())
-            self.metrics.intended = self._labels(act.current)
-            self.metrics.kernel_state = k.state if k.present else "unavailable"
-            self.metrics.kernel_enable_seq = k.enable_seq
-            self.metrics.frozen = guard["frozen"]
-            self.metrics.pinned = guard["pinned"] is not None
+        self.metrics.scheduler = self._labels(act.current if act.mode == "active"
+                                              else self.catalog.fair())
+        self.metrics.intended = self._labels(act.current)
+        self.metrics.kernel_state = k.state if k.present else "unavailable"
+        self.metrics.kernel_enable_seq = k.enable_seq
+        self.metrics.frozen = guard["frozen"]
+        self.metrics.pinned = guard["pinned"] is not None
+        self.board.publish(self.metrics)
 
     @staticmethod
     def _labels(a: Action) -> dict[str, str]:
         return {"scheduler": a.scheduler, "args": " ".join(a.argv), "preset": a.preset}
 
     def status(self) -> dict[str, Any]:
+        """Safe on any thread: the loop's last published status + the kernel read now."""
         with self._status_lock:
-            snap = dict(self._status_cache)
-        k = self.actuator.kernel()  # the kernel's word, read now
+            snap, owned_prefix, _ = self._published_status
+        snap = dict(snap)
+        k = self.actuator.kernel()  # the kernel's word, read now (files only, no state)
         snap["kernel"] = k.as_dict()
-        snap["running"] = self._running_from_kernel(k)
+        snap["running"] = self._running_from_kernel(k, snap["current"]["scheduler"],
+                                                    owned_prefix)
         return snap
 
-    def _running_from_kernel(self, k) -> dict[str, Any]:
+    @staticmethod
+    def _running_from_kernel(k, current: str, owned_prefix: str | None) -> dict[str, Any]:
         if not k.present:
             return {"scheduler": "fair", "source": "kernel has no sched_ext"}
         if not k.enabled:
             return {"scheduler": "fair", "source": f"state {k.state}"}
-        cur = self.actuator.current
-        prefix = self.catalog.get(cur.scheduler).ops_prefix if not cur.is_fair else None
-        ours = prefix is not None and k.runs(prefix) and self.actuator.proc is not None
-        return {"scheduler": cur.scheduler if ours else None, "ops": k.ops,
+        ours = owned_prefix is not None and k.runs(owned_prefix)
+        return {"scheduler": current if ours else None, "ops": k.ops,
                 "partial": k.partial, "source": "started by scxd" if ours else
                 "not started by scxd"}
 
@@ -442,7 +446,9 @@ class Daemon:
             n = params.get("n", 20)
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 500:
                 raise ControlError(INVALID_PARAMS, f"n must be an integer 1..500, got {n!r}")
-            return {"entries": list(self.history)[-n:]}
+            with self._status_lock:
+                entries = self._published_status[2]
+            return {"entries": list(entries[-n:])}
         if method == "explain":
             return self.last_explain or {"note": "no window has closed yet"}
         raise ControlError(-32601, f"unknown method {method!r}")
@@ -532,10 +538,6 @@ class Daemon:
             raise ControlError(FAILED, f"{method} failed: {result.outcome} "
                                f"({result.reason}: {result.detail})", out)
         return out
-
-    def _count_request(self, method: str, outcome: str) -> None:
-        with self.metrics.lock:
-            self.metrics.control_requests[(method, outcome)] += 1
 
     # -- reload and shutdown -------------------------------------------------------------------
     def reload(self) -> None:

@@ -1,16 +1,23 @@
-"""Prometheus exposition: a collector over a snapshot the daemon updates.
+"""Prometheus exposition: a collector over immutable snapshots the daemon hands over.
 
-The daemon mutates :class:`MetricsState` (under its lock) as windows close and events happen;
-each scrape copies it and builds metric families fresh — nothing is computed at scrape time
-and no global registry is used.  Names: ``scxd_`` prefix, base units (seconds, bytes),
-``_total`` for counters, ``_info`` for metadata.  The BPF log2 histograms are exported as
-real histograms with inclusive ``le`` bounds in seconds (see :mod:`scxd.histogram`).
+Concurrency, in one sentence: the daemon's loop thread is the only owner of the live
+:class:`MetricsState` (no lock, nobody else touches it); after each tick or control command
+it *publishes* a private deep copy to a :class:`MetricsBoard`, and the scrape thread only
+ever reads the latest published copy, which nobody mutates.  The one figure produced on
+other threads — control-request counts, counted by the control server's connection threads —
+is a counter inside the board under the board's own lock, which is held only for a few
+dictionary operations and never across foreign code.  Each scrape builds metric families
+fresh from one snapshot; no global registry is used.  Names: ``scxd_`` prefix, base units
+(seconds, bytes), ``_total`` for counters, ``_info`` for metadata.  The BPF log2
+histograms are exported as real histograms with inclusive ``le`` bounds in seconds (see
+:mod:`scxd.histogram`).
 Served on 127.0.0.1 by default.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -68,7 +75,8 @@ class FixedHistogram:
 
 @dataclass
 class MetricsState:
-    """Everything /metrics shows; the daemon owns and mutates it under ``lock``."""
+    """Everything /metrics shows.  The daemon's loop thread owns and mutates it; other
+    threads see only copies published through a :class:`MetricsBoard`."""
 
     version: str = ""
     mode: str = "advisory"
@@ -107,20 +115,40 @@ class MetricsState:
     journal_records: int = 0
     journal_errors: int = 0
     control_requests: Counter = field(default_factory=Counter)      # (method, outcome)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def snapshot(self) -> MetricsState:
-        with self.lock:
-            lock, self.lock = self.lock, None  # type: ignore[assignment]
-            try:
-                copied = copy.deepcopy(self)
-            finally:
-                self.lock = lock
-        return copied
 
     def observe_swap(self, outcome: str, seconds: float) -> None:
         self.swaps[outcome] += 1
         self.swap_seconds.setdefault(outcome, FixedHistogram(SWAP_BUCKETS)).observe(seconds)
+
+
+class MetricsBoard:
+    """Where the owner publishes :class:`MetricsState` copies and scrapes read them.
+
+    ``publish`` deep-copies *on the owner's thread* (the only thread that may touch the live
+    state) and swaps the reference in; ``snapshot`` returns the latest copy with the
+    control-request counts merged in.  A published copy is never mutated again, so readers
+    need no lock to use it.
+    """
+
+    def __init__(self, initial: MetricsState | None = None):
+        self._lock = threading.Lock()
+        self._published = copy.deepcopy(initial) if initial is not None else MetricsState()
+        self._requests: Counter = Counter()
+
+    def publish(self, state: MetricsState) -> None:
+        copied = copy.deepcopy(state)  # outside the lock: the owner's own object
+        with self._lock:
+            self._published = copied
+
+    def count_request(self, method: str, outcome: str) -> None:
+        """Called by control-connection threads, once per request."""
+        with self._lock:
+            self._requests[(method, outcome)] += 1
+
+    def snapshot(self) -> MetricsState:
+        with self._lock:
+            published, requests = self._published, Counter(self._requests)
+        return dataclasses.replace(published, control_requests=requests)
 
 
 def _log2_buckets(h: Log2Histogram) -> list[tuple[str, float]]:
@@ -130,16 +158,16 @@ def _log2_buckets(h: Log2Histogram) -> list[tuple[str, float]]:
 
 
 class ScxdCollector:
-    """prometheus_client collector reading a :class:`MetricsState` snapshot."""
+    """prometheus_client collector reading the latest published :class:`MetricsState`."""
 
-    def __init__(self, state: MetricsState):
-        self.state = state
+    def __init__(self, board: MetricsBoard):
+        self.board = board
 
     def describe(self) -> Iterable:
         return []  # families are dynamic; don't let the registry call collect() at register
 
     def collect(self) -> Iterable:
-        s = self.state.snapshot()
+        s = self.board.snapshot()
         info = InfoMetricFamily("scxd", "scxd build and run mode")
         info.add_metric([], {"version": s.version, "mode": s.mode, "policy": s.policy,
                              "objective": s.objective})
@@ -254,9 +282,9 @@ class ScxdCollector:
         return fam
 
 
-def make_registry(state: MetricsState) -> CollectorRegistry:
+def make_registry(board: MetricsBoard) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ScxdCollector(state))
+    registry.register(ScxdCollector(board))
     ProcessCollector(namespace="scxd", registry=registry)
     return registry
 
@@ -275,4 +303,5 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-__all__: Sequence[str] = ("MetricsServer", "MetricsState", "ScxdCollector", "make_registry")
+__all__: Sequence[str] = ("MetricsBoard", "MetricsServer", "MetricsState", "ScxdCollector",
+                          "make_registry")
