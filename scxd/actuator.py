@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from scxd import runner
@@ -54,6 +55,119 @@ CRASH_WINDOW_S = 600.0
 CRASH_BACKOFF_S = (1.0, 5.0, 30.0)
 
 
+class SwapOutcome(StrEnum):
+    """How an :meth:`Actuator.apply` ended."""
+
+    NOOP = "noop"                            # the kernel already ran exactly that
+    APPLIED = "applied"                      # verified: enabled, our ops, a new enable_seq
+    ADVISORY = "advisory"                    # no sched_ext: recorded as "would apply"
+    ROLLED_BACK = "rolled_back"              # failed; the last good choice runs again
+    FELL_BACK_TO_FAIR = "fell_back_to_fair"  # failed; the fair scheduler runs
+    BLOCKED = "blocked"                      # another launcher's scheduler is respected
+    FAILED = "failed"                        # failed, and so did every roll back
+
+    @property
+    def ok(self) -> bool:
+        return self in (SwapOutcome.NOOP, SwapOutcome.APPLIED, SwapOutcome.ADVISORY)
+
+
+class FailureReason(StrEnum):
+    """Why a swap failed (``ApplyResult.reason``)."""
+
+    BINARY_MISSING = "binary_missing"
+    SPAWN_FAILED = "spawn_failed"
+    EXITED = "exited"                        # the loader exited before the kernel enabled it
+    EBUSY = "ebusy"                          # lost the struct_ops attach to another scheduler
+    EJECTED_AT_START = "ejected_at_start"    # the kernel ejected it while enabling
+    ENABLE_TIMEOUT = "enable_timeout"
+    OPS_MISMATCH = "ops_mismatch"            # enabled, but root/ops is not its prefix
+    DISABLE_TIMEOUT = "disable_timeout"      # the old one would not go away
+    DEBUGFS_WRITE_FAILED = "debugfs_write_failed"  # a fair tunable did not take
+    EXTERNAL_SCHEDULER = "external_scheduler"      # blocked: takeover = respect
+
+
+class ActuatorEventKind(StrEnum):
+    """What :meth:`Actuator.poll` / :meth:`Actuator.recover` observed."""
+
+    EJECTED = "ejected"                      # the kernel disabled ours (stall, error, sysrq)
+    CRASHED = "crashed"                      # our loader process died
+    TAKEOVER = "takeover"                    # a scheduler scxd did not start runs
+    EXTERNAL_STOPPED = "external_stopped"    # ... and is gone again
+    RECOVERED = "recovered"                  # restarted / reclaimed, verified
+    RECOVERY_FAILED = "recovery_failed"
+    LEFTOVER_CLEANED = "leftover_cleaned"    # a crashed predecessor's leftovers undone
+
+    @property
+    def kernel_changed(self) -> bool:
+        """The kernel's scheduler changed without a swap of ours (the guard warms up)."""
+        return self in (ActuatorEventKind.CRASHED, ActuatorEventKind.EJECTED,
+                        ActuatorEventKind.RECOVERY_FAILED, ActuatorEventKind.RECOVERED,
+                        ActuatorEventKind.TAKEOVER)
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What scxd itself started, as the actuator knows it — an immutable snapshot other
+    threads may hold while the loop thread moves on."""
+
+    mode: str                     # active / advisory
+    current: Action               # the last choice the kernel confirmed
+    fair: Action                  # the catalog's fair scheduler (what runs without scx)
+    ops_prefix: str | None        # prefix of the loader scxd runs now (None: none runs)
+    enable_seq: int | None        # the kernel's enable_seq when scxd verified it
+
+
+@dataclass(frozen=True)
+class Running:
+    """The actuator's answer to "what is really running, and can I trust it"."""
+
+    action: Action | None         # what runs, when the kernel confirms it is scxd's choice
+    label: str                    # for the journal: an arm label, external:OPS, unverified
+    trusted: bool                 # the kernel confirms it: its windows may be scored
+    source: str                   # why we believe it, in words
+    ops: str | None = None        # the kernel's root/ops
+    partial: bool = False
+
+    @property
+    def scheduler(self) -> str | None:
+        return self.action.scheduler if self.action is not None else None
+
+    def as_dict(self) -> dict:
+        return {"scheduler": self.scheduler, "label": self.label, "trusted": self.trusted,
+                "source": self.source, "ops": self.ops, "partial": self.partial}
+
+
+def running_from(k: KernelState, own: Ownership) -> Running:
+    """Pure: the kernel's state judged against what scxd started.
+
+    Without sched_ext the fair scheduler runs, whatever scxd would do (advisory; scxd
+    never writes its tunables then).  With sched_ext only what the kernel confirms counts:
+    ``disabled`` is the fair scheduler — scxd's own choice when it intends fair (tunables
+    included), else a loader of ours just died and the window is not trusted; ``enabled``
+    with our ops prefix and the enable_seq we verified is ours; anything else is a foreign
+    scheduler or a transition, and not trusted.
+    """
+    if not k.present:
+        return Running(own.fair, own.fair.label(), True, "kernel has no sched_ext")
+    if k.disabled:
+        if own.mode == "advisory":
+            return Running(own.fair, own.fair.label(), True, f"state {k.state} (advisory)")
+        if own.current.is_fair and own.ops_prefix is None:
+            return Running(own.current, own.current.label(), True, f"state {k.state}")
+        return Running(None, "unverified", False, f"state {k.state}, but scxd started "
+                       f"{own.current.label()}")
+    if not k.enabled:
+        return Running(None, "unverified", False, f"state {k.state} (in transition)", k.ops,
+                       k.partial)
+    ours = own.mode == "active" and own.ops_prefix is not None and k.runs(own.ops_prefix) \
+        and (own.enable_seq is None or k.enable_seq == own.enable_seq)
+    if ours:
+        return Running(own.current, own.current.label(), True, "started by scxd", k.ops,
+                       k.partial)
+    return Running(None, f"external:{k.ops}" if k.ops else "unverified", False,
+                   "not started by scxd", k.ops, k.partial)
+
+
 @dataclass(frozen=True)
 class SwapTimings:
     to_disabled_s: float | None   # decision → state disabled (the old one is gone)
@@ -63,13 +177,12 @@ class SwapTimings:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    outcome: str                  # noop applied advisory rolled_back fell_back_to_fair
-    #                               blocked failed
+    outcome: SwapOutcome
     requested: Action
     running: Action | None        # what runs now, verified (None: unknown / not ours)
     previous: Action | None
     timings: SwapTimings
-    reason: str = ""              # failure code, see FAILURE_REASONS
+    reason: FailureReason | None = None
     detail: str = ""
     exit_code: int | None = None
     output_tail: str = ""
@@ -78,15 +191,16 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("noop", "applied", "advisory")
+        return self.outcome.ok
 
     def as_dict(self) -> dict:
         return {
-            "outcome": self.outcome, "ok": self.ok, "at": self.at,
+            "outcome": self.outcome.value, "ok": self.ok, "at": self.at,
             "requested": self.requested.as_dict(),
             "running": self.running.as_dict() if self.running else None,
             "previous": self.previous.as_dict() if self.previous else None,
-            "reason": self.reason, "detail": self.detail, "exit_code": self.exit_code,
+            "reason": self.reason.value if self.reason else "", "detail": self.detail,
+            "exit_code": self.exit_code,
             "output_tail": self.output_tail,
             "timings": {"to_disabled_s": self.timings.to_disabled_s,
                         "to_enabled_s": self.timings.to_enabled_s,
@@ -95,15 +209,9 @@ class ApplyResult:
         }
 
 
-FAILURE_REASONS = ("binary_missing", "spawn_failed", "exited", "ebusy", "ejected_at_start",
-                   "enable_timeout", "ops_mismatch", "disable_timeout", "debugfs_write_failed",
-                   "external_scheduler")
-
-
 @dataclass(frozen=True)
 class ActuatorEvent:
-    kind: str                     # ejected crashed takeover external_stopped recovered
-    #                               recovery_failed leftover_cleaned
+    kind: ActuatorEventKind
     scheduler: str
     detail: str
     exit_code: int | None = None
@@ -111,12 +219,13 @@ class ActuatorEvent:
     at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "scheduler": self.scheduler, "detail": self.detail,
+        return {"kind": self.kind.value, "scheduler": self.scheduler, "detail": self.detail,
                 "exit_code": self.exit_code, "kernel": self.kernel, "at": self.at}
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, detail: str, exit_code: int | None = None, tail: str = ""):
+    def __init__(self, reason: FailureReason, detail: str, exit_code: int | None = None,
+                 tail: str = ""):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail, self.exit_code, self.tail = reason, detail, exit_code, tail
 
@@ -220,7 +329,7 @@ class Actuator:
             data = None
         except (OSError, ValueError) as exc:
             log.error("ignoring unreadable intent file %s: %s", self.intent_path, exc)
-            events.append(self._event("leftover_cleaned", "?",
+            events.append(self._event(ActuatorEventKind.LEFTOVER_CLEANED, "?",
                                       f"unreadable intent file ignored: {exc}"))
             data = None
         if data and self.mode == "active":
@@ -230,19 +339,19 @@ class Actuator:
                 runner.stop_foreign(pid, self.cfg.stop_timeout)
                 self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
                 events.append(self._event(
-                    "leftover_cleaned", data["action"]["scheduler"],
+                    ActuatorEventKind.LEFTOVER_CLEANED, data["action"]["scheduler"],
                     f"stopped pid {pid} left running by a previous scxd"))
             originals = data.get("fair_originals") or {}
             if originals:
                 self.fair_originals = dict(originals)
                 self._restore_fair_tunables()
-                events.append(self._event("leftover_cleaned", "fair",
+                events.append(self._event(ActuatorEventKind.LEFTOVER_CLEANED, "fair",
                                           f"restored fair tunables {sorted(originals)}"))
         self._persist(self.current, None, "idle")
         k = self.kernel()
         if k.enabled:
             self.external_ops = k.ops
-            events.append(self._event("takeover", k.ops or "?",
+            events.append(self._event(ActuatorEventKind.TAKEOVER, k.ops or "?",
                                       f"a scheduler not started by scxd runs: {k.ops}"))
         self.events.extend(events)
         return events
@@ -258,10 +367,10 @@ class Actuator:
                 self.host.write(rel, value)
                 got = self.host.read(rel).strip()
             except OSError as exc:
-                raise _Failure("debugfs_write_failed", f"sched/{name}: {exc}") from None
+                raise _Failure(FailureReason.DEBUGFS_WRITE_FAILED, f"sched/{name}: {exc}") from None
             if name != "preempt" and got != value:
-                raise _Failure("debugfs_write_failed", f"sched/{name} reads {got!r} after "
-                               f"writing {value!r}")
+                raise _Failure(FailureReason.DEBUGFS_WRITE_FAILED,
+                               f"sched/{name} reads {got!r} after writing {value!r}")
         for name in [n for n in self.fair_originals if n not in writes]:
             self._restore_one(name)
 
@@ -294,7 +403,7 @@ class Actuator:
         previous = self.current
         if self.mode == "advisory":
             self.current = self.intended = action
-            res = ApplyResult("advisory", action, None, previous,
+            res = ApplyResult(SwapOutcome.ADVISORY, action, None, previous,
                               SwapTimings(None, None, time.monotonic() - start),
                               detail=f"would apply: {action.label()} ({self.advisory_reason})",
                               kernel=self.kernel().as_dict())
@@ -302,16 +411,16 @@ class Actuator:
             return res
         k = self.kernel()
         if not force and self.verified(action, k):
-            res = ApplyResult("noop", action, action, previous,
+            res = ApplyResult(SwapOutcome.NOOP, action, action, previous,
                               SwapTimings(0.0, 0.0, time.monotonic() - start),
                               kernel=k.as_dict())
             return res  # no-ops are not swaps: not recorded in history
         self.intended = action
         if self._foreign(k):
             if self.cfg.takeover == "respect":
-                res = ApplyResult("blocked", action, None, previous,
+                res = ApplyResult(SwapOutcome.BLOCKED, action, None, previous,
                                   SwapTimings(None, None, time.monotonic() - start),
-                                  reason="external_scheduler",
+                                  reason=FailureReason.EXTERNAL_SCHEDULER,
                                   detail=f"{k.ops} was started outside scxd; takeover = "
                                   "respect leaves it alone", kernel=k.as_dict())
                 self.history.append(res)
@@ -324,7 +433,7 @@ class Actuator:
         self.last_good = action
         self.external_ops = None
         self._retry_at = None  # whatever was pending is superseded by this verified swap
-        res = ApplyResult("applied", action, action, previous,
+        res = ApplyResult(SwapOutcome.APPLIED, action, action, previous,
                           SwapTimings(to_disabled, to_enabled, time.monotonic() - start),
                           kernel=self.kernel().as_dict())
         self.history.append(res)
@@ -348,7 +457,7 @@ class Actuator:
             proc.stop(self.cfg.stop_timeout)
         if self._wait(lambda k: k.disabled, self.cfg.disable_timeout) is None:
             k = self.kernel()
-            raise _Failure("disable_timeout", f"state still {k.state} (ops {k.ops}) "
+            raise _Failure(FailureReason.DISABLE_TIMEOUT, f"state still {k.state} (ops {k.ops}) "
                            f"{self.cfg.disable_timeout:.1f} s after stopping")
         self.current = self.catalog.fair() if not self.current.is_fair else self.current
         self.our_seq = None
@@ -367,7 +476,7 @@ class Actuator:
             self.probed.availability else ""
         if not path:
             reason = self.probed.availability.get(action.scheduler)
-            raise _Failure("binary_missing", reason.reason if reason else
+            raise _Failure(FailureReason.BINARY_MISSING, reason.reason if reason else
                            f"{action.scheduler} is not in the probed catalog")
         seq_before = self.kernel().enable_seq
         self._remember_kmsg()  # a disable reason found later belongs to this start
@@ -377,7 +486,7 @@ class Actuator:
         try:
             proc = self._spawn(argv, self.cfg.log_bytes)
         except OSError as exc:
-            raise _Failure("spawn_failed", f"{path}: {exc.strerror or exc}") from None
+            raise _Failure(FailureReason.SPAWN_FAILED, f"{path}: {exc.strerror or exc}") from None
         self._persist(action, proc, "starting")
         prefix = self.catalog.get(action.scheduler).ops_prefix
         k = self._wait(lambda k: k.enabled and k.enable_seq > seq_before and k.ops is not None,
@@ -387,7 +496,7 @@ class Actuator:
             if rc is None:
                 proc.stop(self.cfg.stop_timeout)
                 self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
-                raise _Failure("enable_timeout", f"{action.label()} not enabled after "
+                raise _Failure(FailureReason.ENABLE_TIMEOUT, f"{action.label()} not enabled after "
                                f"{self.cfg.start_timeout:.1f} s (state "
                                f"{self.kernel().state})", proc.popen.returncode,
                                proc.output.text(20))
@@ -395,8 +504,8 @@ class Actuator:
             tail = proc.output.text(20)
             self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
             if any(m in tail for m in EBUSY_MARKERS):
-                raise _Failure("ebusy", f"{action.label()} lost the struct_ops attach to "
-                               f"another scheduler (exit code {rc})", rc, tail)
+                raise _Failure(FailureReason.EBUSY, f"{action.label()} lost the struct_ops "
+                               f"attach to another scheduler (exit code {rc})", rc, tail)
             kernel_reason = self._kernel_reason()
             exit_line = proc.output.exit_line
             why = [r for r in (kernel_reason, exit_line)
@@ -404,15 +513,16 @@ class Actuator:
             if why:
                 # Ejected while enabling (e.g. the watchdog under load): the loader exits 0,
                 # the kernel says why.
-                raise _Failure("ejected_at_start", f"{action.label()} was ejected by the "
-                               f"kernel before it was confirmed: {'; '.join(why)}", rc, tail)
-            raise _Failure("exited", f"{action.label()} exited with code {rc} before the "
-                           "kernel enabled it", rc, tail)
+                raise _Failure(FailureReason.EJECTED_AT_START,
+                               f"{action.label()} was ejected by the kernel before it was "
+                               f"confirmed: {'; '.join(why)}", rc, tail)
+            raise _Failure(FailureReason.EXITED, f"{action.label()} exited with code {rc} "
+                           "before the kernel enabled it", rc, tail)
         if not k.runs(prefix):
             proc.stop(self.cfg.stop_timeout)
             self._wait(lambda k: k.disabled, self.cfg.disable_timeout)
-            raise _Failure("ops_mismatch", f"kernel runs ops {k.ops!r}, expected prefix "
-                           f"{prefix!r}", proc.popen.returncode, proc.output.text(20))
+            raise _Failure(FailureReason.OPS_MISMATCH, f"kernel runs ops {k.ops!r}, expected "
+                           f"prefix {prefix!r}", proc.popen.returncode, proc.output.text(20))
         self.proc = proc
         self.our_seq = k.enable_seq
         self.current = action
@@ -424,7 +534,7 @@ class Actuator:
                    start: float) -> ApplyResult:
         log.warning("swap to %s failed (%s: %s); rolling back", action.label(), fail.reason,
                     fail.detail)
-        outcome = "fell_back_to_fair"
+        outcome = SwapOutcome.FELL_BACK_TO_FAIR
         running: Action | None = None
         for target in (self.last_good, self.catalog.fair()):
             if target.same_as(action) and not target.is_fair:
@@ -435,10 +545,11 @@ class Actuator:
                 log.error("roll back to %s failed too: %s", target.label(), again)
                 continue
             running = target
-            outcome = "fell_back_to_fair" if target.is_fair else "rolled_back"
+            outcome = (SwapOutcome.FELL_BACK_TO_FAIR if target.is_fair
+                       else SwapOutcome.ROLLED_BACK)
             break
         else:
-            outcome = "failed"
+            outcome = SwapOutcome.FAILED
         if running is not None:
             self.last_good = running
         res = ApplyResult(outcome, action, running, previous,
@@ -462,8 +573,8 @@ class Actuator:
         self.external_ops = None
 
     # -- watch ----------------------------------------------------------------------------
-    def _event(self, kind: str, scheduler: str, detail: str, exit_code: int | None = None
-               ) -> ActuatorEvent:
+    def _event(self, kind: ActuatorEventKind, scheduler: str, detail: str,
+               exit_code: int | None = None) -> ActuatorEvent:
         ev = ActuatorEvent(kind, scheduler, detail, exit_code, self.kernel().as_dict())
         log.warning("actuator event %s: %s — %s", kind, scheduler, detail)
         return ev
@@ -479,16 +590,17 @@ class Actuator:
         else:
             if k.enabled and (self.external_ops is None or k.ops != self.external_ops):
                 self.external_ops = k.ops
-                events.append(self._event("takeover", k.ops or "?",
+                events.append(self._event(ActuatorEventKind.TAKEOVER, k.ops or "?",
                                           f"{k.ops} enabled outside scxd (enable_seq "
                                           f"{k.enable_seq})"))
                 if self.cfg.takeover == "reclaim":
                     res = self.apply(self.intended)
-                    events.append(self._event("recovered" if res.ok else "recovery_failed",
-                                              self.intended.scheduler,
-                                              f"reclaim: {res.outcome} {res.reason}"))
+                    kind = (ActuatorEventKind.RECOVERED if res.ok
+                            else ActuatorEventKind.RECOVERY_FAILED)
+                    events.append(self._event(kind, self.intended.scheduler,
+                                              f"reclaim: {res.outcome} {res.reason or ''}".strip()))
             elif not k.enabled and self.external_ops is not None:
-                events.append(self._event("external_stopped", self.external_ops,
+                events.append(self._event(ActuatorEventKind.EXTERNAL_STOPPED, self.external_ops,
                                           "the external scheduler is gone"))
                 self.external_ops = None
         events += self._maybe_restart()
@@ -504,7 +616,8 @@ class Actuator:
         if rc is None and ours_running:
             return []
         if rc is None and k.enabled and not ours_running:
-            kind, detail = "takeover", f"{k.ops} replaced {name} (enable_seq {k.enable_seq})"
+            kind = ActuatorEventKind.TAKEOVER
+            detail = f"{k.ops} replaced {name} (enable_seq {k.enable_seq})"
         else:
             # The kernel no longer runs ours.  A dying loader is seen as disabled before it
             # can be reaped: give it the stop grace to finish exiting before judging.
@@ -521,9 +634,10 @@ class Actuator:
             # the loader itself went away — killed or crashed.
             ejected = any(r for r in (reason, exit_line)
                           if r and not any(c in r for c in CLEAN_EXIT_REASONS))
-            kind = "ejected" if ejected or rc is None else "crashed"
+            kind = (ActuatorEventKind.EJECTED if ejected or rc is None
+                    else ActuatorEventKind.CRASHED)
             if k.enabled and not ours_running:
-                kind = "takeover"
+                kind = ActuatorEventKind.TAKEOVER
             how = ("still running" if rc is None else f"killed by signal {-rc}" if rc < 0
                    else f"exit code {rc}")
             detail = "; ".join(x for x in (how, exit_line, reason) if x)
@@ -533,10 +647,10 @@ class Actuator:
         self.our_seq = None
         self.current = self.catalog.fair()
         ev = self._event(kind, name, detail + (f" | output: {tail.strip()[-300:]}" if tail
-                                              and kind != "takeover" else ""), rc)
-        if kind == "takeover":
+                                              and kind != ActuatorEventKind.TAKEOVER else ""), rc)
+        if kind == ActuatorEventKind.TAKEOVER:
             self.external_ops = k.ops
-        elif kind == "crashed":
+        elif kind == ActuatorEventKind.CRASHED:
             now = time.monotonic()
             while self._crash_times and now - self._crash_times[0] > CRASH_WINDOW_S:
                 self._crash_times.popleft()
@@ -552,7 +666,9 @@ class Actuator:
         self._retry_at = None
         target = self.intended
         res = self.apply(target)
-        kind = "recovered" if res.outcome in ("applied", "noop") else "recovery_failed"
+        kind = (ActuatorEventKind.RECOVERED if res.outcome in (SwapOutcome.APPLIED,
+                                                               SwapOutcome.NOOP)
+                else ActuatorEventKind.RECOVERY_FAILED)
         return [self._event(kind, target.scheduler, f"restart after crash: {res.outcome}"
                             + (f" ({res.reason}: {res.detail})" if res.reason else ""))]
 
@@ -569,6 +685,17 @@ class Actuator:
         return res
 
     # -- introspection --------------------------------------------------------------------
+    def ownership(self) -> Ownership:
+        """What scxd started, frozen now (safe to hand to other threads)."""
+        alive = self.proc is not None and not self.current.is_fair
+        return Ownership(self.mode, self.current, self.catalog.fair(),
+                         self.catalog.get(self.current.scheduler).ops_prefix if alive
+                         else None, self.our_seq if alive else None)
+
+    def running(self, k: KernelState | None = None) -> Running:
+        """What really runs and whether to trust it, from the kernel read now."""
+        return running_from(k or self.kernel(), self.ownership())
+
     def status(self) -> dict:
         k = self.kernel()
         return {

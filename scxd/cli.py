@@ -140,7 +140,7 @@ def cmd_observe(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from scxd.daemon import run_daemon
 
-    return run_daemon(settings, config_path=args.config)
+    return run_daemon(settings, config_path=args.config, overrides=_overrides(args))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

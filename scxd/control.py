@@ -27,20 +27,40 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("scxd.control")
 
+
+
+class RpcError(IntEnum):
+    """Every JSON-RPC error code scxd answers with: the standard ones, then its own."""
+
+    PARSE_ERROR = -32700        # not JSON (or nested too deep)
+    INVALID_REQUEST = -32600    # not a JSON-RPC 2.0 request object, or too large
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603     # a bug in scxd: logged with its traceback
+    PERMISSION_DENIED = -32001  # the peer may not do that (SO_PEERCRED)
+    BUSY = -32002               # too many connections/commands now, or shutting down
+    FAILED = -32003             # the operation ran and failed (e.g. the swap rolled back)
+
+    @property
+    def outcome(self) -> str:
+        """The ``outcome`` label of ``scxd_control_requests_total``."""
+        return self.name.lower()
+
+
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
-    -32700, -32600, -32601, -32602, -32603)
-PERMISSION_DENIED, BUSY, FAILED = -32001, -32002, -32003
-READ_METHODS = frozenset({"ping", "status", "get", "list", "history", "explain"})
-WRITE_METHODS = frozenset({"freeze", "thaw", "pin", "switch", "start", "unpin", "stop",
-                           "restore", "restart"})
-METHODS = READ_METHODS | WRITE_METHODS
+    RpcError.PARSE_ERROR, RpcError.INVALID_REQUEST, RpcError.METHOD_NOT_FOUND,
+    RpcError.INVALID_PARAMS, RpcError.INTERNAL_ERROR)
+PERMISSION_DENIED, BUSY, FAILED = RpcError.PERMISSION_DENIED, RpcError.BUSY, RpcError.FAILED
+#: sizeof(sockaddr_un.sun_path) minus the terminating NUL.
+MAX_SOCKET_PATH = 107
 MAX_CONNECTIONS = 16
 CONNECTION_TIMEOUT_S = 30.0
 
@@ -55,6 +75,10 @@ class ControlError(Exception):
         if self.data is not None:
             err["data"] = self.data
         return err
+
+
+class ControlSetupError(OSError):
+    """The control socket cannot be created as configured (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +108,13 @@ Handler = Callable[[str, dict[str, Any], Peer], Any]
 
 
 class ControlServer:
-    def __init__(self, path: str | os.PathLike[str], handler: Handler, *, group: str = "",
+    def __init__(self, path: str | os.PathLike[str], handler: Handler,
+                 methods: Mapping[str, bool], *, group: str = "",
                  group_can_change: bool = True, max_request_bytes: int = 65536,
                  on_request: Callable[[str, str], None] | None = None):
         self.path = Path(path)
         self.handler = handler
+        self.methods = dict(methods)  # method → does it change anything
         self.group = group
         self.gid = grp.getgrnam(group).gr_gid if group else None
         self.group_can_change = group_can_change
@@ -105,15 +131,31 @@ class ControlServer:
         if self.path.exists() or self.path.is_symlink():
             self._remove_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # Bound and listening under a temporary name, then renamed into place: a client
+        # that sees the path can connect (no ECONNREFUSED window between bind and listen).
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise ControlSetupError(f"{self.path} is {len(os.fsencode(self.path))} bytes long; "
+                                    f"AF_UNIX socket paths may have at most {MAX_SOCKET_PATH}")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        if len(os.fsencode(tmp)) > MAX_SOCKET_PATH:
+            tmp = self.path  # no room for a temporary name: bind in place
+        tmp.unlink(missing_ok=True)
         old_umask = os.umask(0o117)  # never world-accessible, not even for an instant
         try:
-            sock.bind(str(self.path))
+            sock.bind(str(tmp))
         finally:
             os.umask(old_umask)
-        os.chmod(self.path, 0o660)
-        if self.gid is not None:
-            os.chown(self.path, 0, self.gid)
-        sock.listen(32)
+        try:
+            os.chmod(tmp, 0o660)
+            if self.gid is not None:
+                os.chown(tmp, 0, self.gid)
+            sock.listen(32)
+            if tmp != self.path:
+                os.rename(tmp, self.path)
+        except OSError:
+            sock.close()
+            tmp.unlink(missing_ok=True)
+            raise
         sock.settimeout(0.5)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
@@ -216,9 +258,9 @@ class ControlServer:
             method = req.get("method")
             if not isinstance(method, str):
                 raise ControlError(INVALID_REQUEST, '"method" must be a string')
-            if method not in METHODS:
+            if method not in self.methods:
                 raise ControlError(METHOD_NOT_FOUND, f"unknown method {method!r}",
-                                   {"methods": sorted(METHODS)})
+                                   {"methods": sorted(self.methods)})
             params = req.get("params", {})
             if params is None:
                 params = {}
@@ -227,7 +269,7 @@ class ControlServer:
             self.authorize(peer, method)
             result = self.handler(method, params, peer)
         except ControlError as exc:
-            self.on_request(method if method in METHODS else "?", _outcome(exc.code))
+            self.on_request(method if method in self.methods else "?", _outcome(exc.code))
             self._reply(conn, req_id, error=exc)
             return
         except Exception as exc:
@@ -243,7 +285,7 @@ class ControlServer:
         if peer.uid == 0:
             return
         member = self.gid is not None and self.gid in peer.groups()
-        if member and (method in READ_METHODS or self.group_can_change):
+        if member and (not self.methods.get(method, True) or self.group_can_change):
             return
         if member:
             raise ControlError(PERMISSION_DENIED, f"permission denied: group {self.group} "

@@ -27,6 +27,7 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from scxd.catalog import Action
 from scxd.config import GuardConfig
@@ -34,14 +35,29 @@ from scxd.config import GuardConfig
 HOUR = 3600.0
 
 
+class GuardEventKind(StrEnum):
+    """Every kind of :class:`GuardEvent` the guard emits (journal, history, metrics)."""
+
+    PIN = "pin"                            # a user pinned a scheduler
+    UNPIN = "unpin"
+    FREEZE = "freeze"                      # swaps held (by a user or by panic)
+    THAW = "thaw"
+    FREEZE_EXPIRED = "freeze_expired"
+    PANIC = "panic"                        # too many actuator failures: fair, frozen
+    REGRESSION = "regression"              # current measurably worse than fair: back to fair
+    DWELL_HOLD = "dwell_hold"              # a swap waits for the minimum dwell time
+    BUDGET_HOLD = "budget_hold"            # a swap refused by the hourly budget
+    FROZEN_HOLD = "frozen_hold"            # a swap refused because frozen
+    ACTUATOR_FAILURE = "actuator_failure"  # a swap failed (counts towards panic)
+
+
 @dataclass(frozen=True)
 class GuardEvent:
-    kind: str      # pin unpin freeze thaw freeze_expired panic regression dwell_hold
-    #                budget_hold frozen_hold warmup actuator_failure
+    kind: GuardEventKind
     detail: str
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "detail": self.detail}
+        return {"kind": self.kind.value, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -66,8 +82,8 @@ class Guard:
     scored_costs: deque = field(default_factory=deque)     # current scheduler's costs
     counts: dict = field(default_factory=dict)             # event kind → count
 
-    def _event(self, kind: str, detail: str) -> GuardEvent:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+    def _event(self, kind: GuardEventKind, detail: str) -> GuardEvent:
+        self.counts[kind.value] = self.counts.get(kind.value, 0) + 1
         return GuardEvent(kind, detail)
 
     # -- user controls --------------------------------------------------------------------
@@ -77,21 +93,22 @@ class Guard:
         self.frozen_until = now + duration if duration else math.inf
         self.frozen_reason = reason
         what = f"for {duration:.0f} s" if duration else "until thawed"
-        return self._event("freeze", f"frozen {what} ({reason})")
+        return self._event(GuardEventKind.FREEZE, f"frozen {what} ({reason})")
 
     def thaw(self) -> GuardEvent:
         self.frozen, self.frozen_until, self.frozen_reason = False, math.inf, ""
         was_panic, self.panic = self.panic, False
         self.consecutive_failures = 0
-        return self._event("thaw", "thawed" + (" (panic cleared)" if was_panic else ""))
+        return self._event(GuardEventKind.THAW,
+                           "thawed" + (" (panic cleared)" if was_panic else ""))
 
     def pin(self, action: Action) -> GuardEvent:
         self.pinned = action
-        return self._event("pin", f"pinned {action.label()}")
+        return self._event(GuardEventKind.PIN, f"pinned {action.label()}")
 
     def unpin(self) -> GuardEvent:
         old, self.pinned = self.pinned, None
-        return self._event("unpin", f"unpinned {old.label() if old else 'nothing'}")
+        return self._event(GuardEventKind.UNPIN, f"unpinned {old.label() if old else 'nothing'}")
 
     # -- what the daemon reports --------------------------------------------------------------
     def on_swap(self, now: float, swapped: bool) -> None:
@@ -116,12 +133,14 @@ class Guard:
             self.consecutive_failures = 0
             return events
         self.consecutive_failures += 1
-        events.append(self._event("actuator_failure", f"{detail} ({self.consecutive_failures}"
+        events.append(self._event(GuardEventKind.ACTUATOR_FAILURE,
+                                  f"{detail} ({self.consecutive_failures}"
                                   f"/{self.cfg.panic_failures} in a row)"))
         if self.consecutive_failures >= self.cfg.panic_failures and not self.panic:
             self.panic = True
-            events.append(self._event("panic", f"{self.consecutive_failures} actuator failures"
-                                      " in a row: fair scheduler forced, frozen until thawed"))
+            events.append(self._event(GuardEventKind.PANIC,
+                                      f"{self.consecutive_failures} actuator failures in a "
+                                      "row: fair scheduler forced, frozen until thawed"))
             events.append(self.freeze(now, None, "panic"))
         return events
 
@@ -159,7 +178,7 @@ class Guard:
         events: list[GuardEvent] = []
         if self.frozen and now >= self.frozen_until:
             self.frozen, self.frozen_until, self.frozen_reason = False, math.inf, ""
-            events.append(self._event("freeze_expired", "freeze expired"))
+            events.append(self._event(GuardEventKind.FREEZE_EXPIRED, "freeze expired"))
         if self.pinned is not None:
             target = self.pinned
             return Verdict(None if target.same_as(current) else target, tuple(events),
@@ -169,25 +188,27 @@ class Guard:
                            "panic: fair scheduler held until thawed")
         if self.frozen:
             if not proposed.same_as(current):
-                events.append(self._event("frozen_hold", f"frozen: {proposed.label()} not "
-                                          f"applied, holding {current.label()}"))
+                events.append(self._event(GuardEventKind.FROZEN_HOLD,
+                                          f"frozen: {proposed.label()} not applied, "
+                                          f"holding {current.label()}"))
             return Verdict(None, tuple(events), "frozen")
         evidence = "" if current.is_fair else self.regressed(baseline)
         if evidence:
-            events.append(self._event("regression", f"{current.label()} → fair: {evidence}"))
+            events.append(self._event(GuardEventKind.REGRESSION,
+                                      f"{current.label()} → fair: {evidence}"))
             return Verdict(fair, tuple(events), "regression guard")
         if proposed.same_as(current):
             return Verdict(None, tuple(events), "policy keeps the current scheduler")
         dwell = now - self.current_since
         if dwell < self.cfg.min_dwell:
-            events.append(self._event("dwell_hold", f"{proposed.label()} waits: "
+            events.append(self._event(GuardEventKind.DWELL_HOLD, f"{proposed.label()} waits: "
                                       f"{dwell:.0f} s of {self.cfg.min_dwell:.0f} s dwell"))
             return Verdict(None, tuple(events), "minimum dwell time")
         used = self.swaps_last_hour(now)
         if used >= self.cfg.swaps_per_hour:
-            events.append(self._event("budget_hold", f"{proposed.label()} refused: {used} "
-                                      f"swaps in the last hour (budget "
-                                      f"{self.cfg.swaps_per_hour})"))
+            events.append(self._event(GuardEventKind.BUDGET_HOLD,
+                                      f"{proposed.label()} refused: {used} swaps in the "
+                                      f"last hour (budget {self.cfg.swaps_per_hour})"))
             return Verdict(None, tuple(events), "swap budget")
         return Verdict(proposed, tuple(events), "policy")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 #: Slots per histogram; slot 47 starts at 2^46 ns ≈ 19.5 h and absorbs the rest.
 HIST_SLOTS = 48
@@ -40,6 +41,18 @@ def slot_upper_ns(i: int, slots: int = HIST_SLOTS) -> float:
 def le_bounds_seconds(slots: int = HIST_SLOTS) -> list[float]:
     """Prometheus ``le`` bounds (seconds, inclusive), one per slot, last = +Inf."""
     return [slot_upper_ns(i, slots) / NS_PER_S for i in range(slots)]
+
+
+class WindowHistogram(StrEnum):
+    """The distributions the BPF telemetry produces per sample and window.
+
+    Each value is the attribute name on :class:`~scxd.types.SchedSample` and
+    :class:`~scxd.types.Window` (and the key under ``hists`` in a journal record).
+    """
+
+    RUNQUEUE_LATENCY = "rq_hist"   # runnable → on CPU
+    RESPONSE = "resp_hist"         # task creation → first run
+    TURNAROUND = "turn_hist"       # task creation → exit (tasks born while observed)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import (
@@ -32,23 +33,80 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from scxd.actuator import FAILURE_REASONS
+from scxd.actuator import ActuatorEventKind, FailureReason, SwapOutcome
 from scxd.config import split_host_port
-from scxd.histogram import HIST_SLOTS, Log2Histogram, le_bounds_seconds
+from scxd.control import RpcError
+from scxd.guard import GuardEventKind
+from scxd.histogram import HIST_SLOTS, Log2Histogram, WindowHistogram, le_bounds_seconds
 
 SWAP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 KERNEL_STATES = ("enabling", "enabled", "disabling", "disabled", "unavailable")
-# Label values known in advance are exported at 0 from the start, so rate() and alert
-# expressions have a series to work on before the first event.
-SWAP_OUTCOMES = ("applied", "rolled_back", "fell_back_to_fair", "blocked", "failed",
-                 "advisory")
-ACTUATOR_EVENT_KINDS = ("ejected", "crashed", "takeover", "external_stopped", "recovered",
-                        "recovery_failed", "leftover_cleaned")
-GUARD_EVENT_KINDS = ("pin", "unpin", "freeze", "thaw", "freeze_expired", "panic",
-                     "regression", "dwell_hold", "budget_hold", "frozen_hold",
-                     "actuator_failure")
 TELEMETRY_SOURCES = ("system", "bpf", "schedstat")
+# Label values known in advance are exported at 0 from the start, so rate() and alert
+# expressions have a series to work on before the first event.  They come from the
+# producers' enums: nothing here is a copied string.
+SWAP_OUTCOMES = tuple(o.value for o in SwapOutcome if o is not SwapOutcome.NOOP)
+REQUEST_OUTCOMES = ("ok", *(c.outcome for c in RpcError))
+
+
+class MetricName(StrEnum):
+    """Every metric family scxd exports (without the ``_total``/``_info`` suffixes the
+    exposition format adds).  Dashboards and alert rules may use only these."""
+
+    INFO = "scxd"
+    SCHEDULER = "scxd_scheduler"
+    INTENDED_SCHEDULER = "scxd_intended_scheduler"
+    KERNEL_STATE = "scxd_kernel_sched_ext_state"
+    KERNEL_ENABLE_SEQ = "scxd_kernel_sched_ext_enable_seq"
+    SWAPS = "scxd_swaps"
+    SWAP_DURATION = "scxd_swap_duration_seconds"
+    ACTUATOR_FAILURES = "scxd_actuator_failures"
+    ACTUATOR_EVENTS = "scxd_actuator_events"
+    GUARD_EVENTS = "scxd_guard_events"
+    FROZEN = "scxd_frozen"
+    PINNED = "scxd_pinned"
+    WINDOWS = "scxd_windows"
+    WINDOWS_SCORED = "scxd_windows_scored"
+    COLLECTOR_BPF_CPU = "scxd_collector_bpf_cpu_seconds"
+    COLLECTOR_CPU = "scxd_collector_cpu_seconds"
+    JOURNAL_RECORDS = "scxd_journal_records"
+    JOURNAL_ERRORS = "scxd_journal_errors"
+    DECISIONS = "scxd_decisions"
+    DECISION_DURATION = "scxd_decision_duration_seconds"
+    ACTION_PROBABILITY = "scxd_policy_action_probability"
+    REWARD = "scxd_reward"
+    COST_RATIO = "scxd_cost_ratio"
+    RUNQUEUE_LATENCY = "scxd_runqueue_latency_seconds"
+    RESPONSE_TIME = "scxd_response_time_seconds"
+    TURNAROUND_TIME = "scxd_turnaround_time_seconds"
+    TURNAROUND_AVG = "scxd_turnaround_avg_seconds"
+    RESPONSE_AVG = "scxd_response_avg_seconds"
+    RUNQUEUE_LATENCY_P99 = "scxd_runqueue_latency_p99_seconds"
+    FAIRNESS_CV = "scxd_fairness_cv"
+    CPU_BUSY = "scxd_cpu_busy_percent"
+    TELEMETRY_DEGRADED = "scxd_telemetry_degraded"
+    TELEMETRY_ERRORS = "scxd_telemetry_errors"
+    CONTROL_REQUESTS = "scxd_control_requests"
+
+
+#: The BPF distributions, as exported: histogram → (family, help).
+HISTOGRAM_FAMILIES: dict[WindowHistogram, tuple[MetricName, str]] = {
+    WindowHistogram.RUNQUEUE_LATENCY: (MetricName.RUNQUEUE_LATENCY, "runnable → on CPU (BPF)"),
+    WindowHistogram.RESPONSE: (MetricName.RESPONSE_TIME, "task creation → first run (BPF)"),
+    WindowHistogram.TURNAROUND: (MetricName.TURNAROUND_TIME, "task creation → exit, tasks "
+                                 "born while observed (BPF)"),
+}
+#: Latest-window figures exported as gauges: window metric → (family, help).
+WINDOW_GAUGES: dict[str, tuple[MetricName, str]] = {
+    "turnaround_avg_s": (MetricName.TURNAROUND_AVG, "mean turnaround, last window"),
+    "response_avg_s": (MetricName.RESPONSE_AVG, "mean response, last window"),
+    "runq_latency_p99_s": (MetricName.RUNQUEUE_LATENCY_P99,
+                           "runqueue latency p99, last window"),
+    "fairness_cv": (MetricName.FAIRNESS_CV, "CV of CPU time among tasks that waited, last "
+                    "window"),
+    "T_cpu_busy_avg": (MetricName.CPU_BUSY, "CPU busy share, last window"),
+}
 
 
 @dataclass
@@ -103,9 +161,8 @@ class MetricsState:
     action_probability: dict[str, float] = field(default_factory=dict)
     reward: float | None = None
     cost_ratio: dict[str, float] = field(default_factory=dict)
-    rq_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
-    resp_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
-    turn_hist: Log2Histogram = field(default_factory=Log2Histogram.empty)
+    histograms: dict[WindowHistogram, Log2Histogram] = field(
+        default_factory=lambda: {h: Log2Histogram.empty() for h in WindowHistogram})
     last: dict[str, float] = field(default_factory=dict)            # latest window figures
     telemetry_mode: str = "none"
     telemetry_degraded: bool = True
@@ -168,106 +225,92 @@ class ScxdCollector:
 
     def collect(self) -> Iterable:
         s = self.board.snapshot()
-        info = InfoMetricFamily("scxd", "scxd build and run mode")
+        N = MetricName
+        info = InfoMetricFamily(N.INFO, "scxd build and run mode")
         info.add_metric([], {"version": s.version, "mode": s.mode, "policy": s.policy,
                              "objective": s.objective})
         yield info
-        sched = InfoMetricFamily("scxd_scheduler", "scheduler running now, as the kernel "
-                                 "confirmed it", labels=["scheduler", "args", "preset"])
-        sched.add_metric([s.scheduler["scheduler"], s.scheduler["args"],
-                          s.scheduler["preset"]], {})
-        yield sched
-        intended = InfoMetricFamily("scxd_intended_scheduler", "scheduler scxd wants",
-                                    labels=["scheduler", "args", "preset"])
-        intended.add_metric([s.intended["scheduler"], s.intended["args"],
-                             s.intended["preset"]], {})
-        yield intended
-        kstate = GaugeMetricFamily("scxd_kernel_sched_ext_state", "1 for the state "
+        for name, doc, labels in (
+                (N.SCHEDULER, "scheduler running now, as the kernel confirmed it",
+                 s.scheduler),
+                (N.INTENDED_SCHEDULER, "scheduler scxd wants", s.intended)):
+            fam = InfoMetricFamily(name, doc, labels=["scheduler", "args", "preset"])
+            fam.add_metric([labels["scheduler"], labels["args"], labels["preset"]], {})
+            yield fam
+        kstate = GaugeMetricFamily(N.KERNEL_STATE, "1 for the state "
                                    "/sys/kernel/sched_ext/state reports", labels=["state"])
         for st in KERNEL_STATES:
             kstate.add_metric([st], 1.0 if s.kernel_state == st else 0.0)
         yield kstate
-        yield GaugeMetricFamily("scxd_kernel_sched_ext_enable_seq", "kernel enable_seq",
+        yield GaugeMetricFamily(N.KERNEL_ENABLE_SEQ, "kernel enable_seq",
                                 value=s.kernel_enable_seq)
-        yield self._counter("scxd_swaps", "scheduler swaps by outcome", "result", s.swaps,
+        yield self._counter(N.SWAPS, "scheduler swaps by outcome", "result", s.swaps,
                             SWAP_OUTCOMES)
-        swap_h = HistogramMetricFamily("scxd_swap_duration_seconds", "decision → kernel "
-                                       "confirmed, per swap", labels=["result"])
+        swap_h = HistogramMetricFamily(N.SWAP_DURATION, "decision → kernel confirmed, per "
+                                       "swap", labels=["result"])
         for outcome, h in s.swap_seconds.items():
             swap_h.add_metric([outcome], h.buckets(), h.total)
         yield swap_h
-        yield self._counter("scxd_actuator_failures", "failed swaps by reason", "reason",
-                            s.actuator_failures, FAILURE_REASONS)
-        yield self._counter("scxd_actuator_events", "ejections, crashes, takeovers, "
-                            "recoveries", "kind", s.actuator_events, ACTUATOR_EVENT_KINDS)
-        yield self._counter("scxd_guard_events", "guard holds, overrides and state changes",
-                            "kind", s.guard_events, GUARD_EVENT_KINDS)
+        yield self._counter(N.ACTUATOR_FAILURES, "failed swaps by reason", "reason",
+                            s.actuator_failures, [r.value for r in FailureReason])
+        yield self._counter(N.ACTUATOR_EVENTS, "ejections, crashes, takeovers, recoveries",
+                            "kind", s.actuator_events, [k.value for k in ActuatorEventKind])
+        yield self._counter(N.GUARD_EVENTS, "guard holds, overrides and state changes",
+                            "kind", s.guard_events, [k.value for k in GuardEventKind])
         for family, name, doc, value in (
-                (GaugeMetricFamily, "scxd_frozen", "1 while swaps are frozen", s.frozen),
-                (GaugeMetricFamily, "scxd_pinned", "1 while a scheduler is pinned", s.pinned),
-                (CounterMetricFamily, "scxd_windows", "telemetry windows closed", s.windows),
-                (CounterMetricFamily, "scxd_windows_scored", "windows scored (not warm-up and "
+                (GaugeMetricFamily, N.FROZEN, "1 while swaps are frozen", s.frozen),
+                (GaugeMetricFamily, N.PINNED, "1 while a scheduler is pinned", s.pinned),
+                (CounterMetricFamily, N.WINDOWS, "telemetry windows closed", s.windows),
+                (CounterMetricFamily, N.WINDOWS_SCORED, "windows scored (not warm-up and "
                  "kernel-confirmed)", s.windows_scored),
-                (CounterMetricFamily, "scxd_collector_bpf_cpu_seconds", "CPU time of scxd's "
-                 "BPF programs (BPF run-time stats)", s.collector_bpf_seconds),
-                (CounterMetricFamily, "scxd_collector_cpu_seconds", "CPU time of the scxd "
-                 "process spent sampling", s.collector_cpu_seconds),
-                (CounterMetricFamily, "scxd_journal_records", "journal records written",
+                (CounterMetricFamily, N.COLLECTOR_BPF_CPU, "CPU time of scxd's BPF programs "
+                 "(BPF run-time stats)", s.collector_bpf_seconds),
+                (CounterMetricFamily, N.COLLECTOR_CPU, "CPU time of the scxd process spent "
+                 "sampling", s.collector_cpu_seconds),
+                (CounterMetricFamily, N.JOURNAL_RECORDS, "journal records written",
                  s.journal_records),
-                (CounterMetricFamily, "scxd_journal_errors", "journal writes that failed",
+                (CounterMetricFamily, N.JOURNAL_ERRORS, "journal writes that failed",
                  s.journal_errors)):
             yield family(name, doc, value=float(value))
-        dec = CounterMetricFamily("scxd_decisions", "policy decisions",
-                                  labels=["policy", "explore"])
+        dec = CounterMetricFamily(N.DECISIONS, "policy decisions", labels=["policy",
+                                                                          "explore"])
         for (policy, explore), n in s.decisions.items():
             dec.add_metric([policy, str(explore).lower()], n)
         yield dec
-        dh = HistogramMetricFamily("scxd_decision_duration_seconds", "window closed → "
-                                   "guard verdict (features, reward, policy, guard)")
+        dh = HistogramMetricFamily(N.DECISION_DURATION, "window closed → guard verdict "
+                                   "(features, reward, policy, guard)")
         dh.add_metric([], s.decision_seconds.buckets(), s.decision_seconds.total)
         yield dh
-        prob = GaugeMetricFamily("scxd_policy_action_probability", "probability of each arm "
-                                 "in the last decision", labels=["arm"])
+        prob = GaugeMetricFamily(N.ACTION_PROBABILITY, "probability of each arm in the last "
+                                 "decision", labels=["arm"])
         for arm, p in s.action_probability.items():
             prob.add_metric([arm], p)
         yield prob
         if s.reward is not None:
-            yield GaugeMetricFamily("scxd_reward", "reward (−cost) of the last scored window "
+            yield GaugeMetricFamily(N.REWARD, "reward (−cost) of the last scored window "
                                     "under the configured objective", value=s.reward)
-        ratio = GaugeMetricFamily("scxd_cost_ratio", "last scored window's terms relative to "
-                                  "the fair scheduler (1 = as good as fair)", labels=["term"])
+        ratio = GaugeMetricFamily(N.COST_RATIO, "last scored window's terms relative to the "
+                                  "fair scheduler (1 = as good as fair)", labels=["term"])
         for term, r in s.cost_ratio.items():
             ratio.add_metric([term], r)
         yield ratio
-        for name, doc, h in (
-                ("scxd_runqueue_latency_seconds", "runnable → on CPU (BPF)", s.rq_hist),
-                ("scxd_response_time_seconds", "task creation → first run (BPF)",
-                 s.resp_hist),
-                ("scxd_turnaround_time_seconds", "task creation → exit, tasks born while "
-                 "observed (BPF)", s.turn_hist)):
+        for hist, (name, doc) in HISTOGRAM_FAMILIES.items():
             fam = HistogramMetricFamily(name, doc)
+            h = s.histograms[hist]
             if len(h.counts) == HIST_SLOTS:
                 fam.add_metric([], _log2_buckets(h), h.sum_ns / 1e9)
             yield fam
-        for key, name, doc in (
-                ("turnaround_avg_s", "scxd_turnaround_avg_seconds", "mean turnaround, last "
-                 "window"),
-                ("response_avg_s", "scxd_response_avg_seconds", "mean response, last window"),
-                ("runq_latency_p99_s", "scxd_runqueue_latency_p99_seconds",
-                 "runqueue latency p99, last window"),
-                ("fairness_cv", "scxd_fairness_cv", "CV of CPU time among tasks that "
-                 "waited, last window"),
-                ("T_cpu_busy_avg", "scxd_cpu_busy_percent", "CPU busy share, last window")):
+        for key, (name, doc) in WINDOW_GAUGES.items():
             if key in s.last:
                 yield GaugeMetricFamily(name, doc, value=s.last[key])
-        deg = GaugeMetricFamily("scxd_telemetry_degraded", "1 when BPF telemetry is not "
-                                "in use; mode says what runs instead (bpf, schedstat, none)",
+        deg = GaugeMetricFamily(N.TELEMETRY_DEGRADED, "1 when BPF telemetry is not in use; "
+                                "mode says what runs instead (bpf, schedstat, none)",
                                 labels=["mode"])
         deg.add_metric([s.telemetry_mode], float(s.telemetry_degraded))
         yield deg
-        yield self._counter("scxd_telemetry_errors", "failed reads per telemetry source",
+        yield self._counter(N.TELEMETRY_ERRORS, "failed reads per telemetry source",
                             "source", s.telemetry_errors, TELEMETRY_SOURCES)
-        ctl = CounterMetricFamily("scxd_control_requests", "control-socket requests",
+        ctl = CounterMetricFamily(N.CONTROL_REQUESTS, "control-socket requests",
                                   labels=["method", "outcome"])
         for (method, outcome), n in s.control_requests.items():
             ctl.add_metric([method, outcome], n)

@@ -245,8 +245,9 @@ def test_sd_notify_protocol(tmp_path):
 
 def test_authorize_rules_for_peers():
     from scxd.control import ControlServer, Peer
+    from scxd.controller import METHODS
 
-    srv = ControlServer("/nonexistent/x.sock", lambda *a: None, group="nogroup",
+    srv = ControlServer("/nonexistent/x.sock", lambda *a: None, METHODS, group="nogroup",
                         group_can_change=False)
     me = os.getpid()
     srv.authorize(Peer(me, 0, 0), "freeze")  # root: everything
@@ -255,7 +256,7 @@ def test_authorize_rules_for_peers():
         srv.authorize(Peer(me, 1234, 65534), "freeze")
     with pytest.raises(ControlError, match="uid 1234 is not root or group nogroup"):
         srv.authorize(Peer(me, 1234, 1234), "status")
-    rootonly = ControlServer("/nonexistent/x.sock", lambda *a: None)
+    rootonly = ControlServer("/nonexistent/x.sock", lambda *a: None, METHODS)
     with pytest.raises(ControlError, match="uid 1234 is not root"):
         rootonly.authorize(Peer(me, 1234, 1234), "status")
 
