@@ -392,8 +392,10 @@ class ScxdProcess:
         cfg = state / "scxd.toml"
         cfg.write_text(DAEMON_CONFIG.format(state=state, bin=TESTBED_BIN))
         self.log = open(state / "scxd.log", "w")  # noqa: SIM115 - closed in stop()
-        scxd = Path(sys.executable).with_name("scxd")
-        self.proc = subprocess.Popen([str(scxd), "run", "--config", str(cfg)],
+        # ``-m`` from the working tree (the guest's cwd), not the installed console script:
+        # the guest must run the code under test.
+        self.proc = subprocess.Popen([sys.executable, "-m", "scxd.cli", "run", "--config",
+                                      str(cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not self.sock.exists() and self.proc.poll() is None and \
@@ -401,8 +403,8 @@ class ScxdProcess:
             time.sleep(0.1)
 
     def scxctl(self, *args: str) -> subprocess.CompletedProcess:
-        scxctl = Path(sys.executable).with_name("scxctl")
-        return subprocess.run([str(scxctl), "--socket", str(self.sock), *args],
+        return subprocess.run([sys.executable, "-m", "scxd.scxctl", "--socket",
+                               str(self.sock), *args],
                               capture_output=True, text=True, timeout=120)
 
     def status(self) -> dict:
