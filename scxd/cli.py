@@ -1,4 +1,4 @@
-"""``scxd``: the daemon's command line (run, observe, check-config, catalog).
+"""``scxd``: the daemon's command line (run, observe, check-config, catalog, tune).
 
 Exit codes: 0 success, 1 run-time failure, 2 bad usage or bad configuration (nothing was
 started).  Configuration precedence: defaults < TOML (--config) < SCXD_* env < flags.
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="config file (default: /etc/scxd/config.toml when present)")
     chk.add_argument("--example", action="store_true",
                      help="print the documented example config (all defaults)")
+
+    from scxd.tune.cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)
     return parser
 
 
@@ -143,9 +147,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return run_daemon(settings, config_path=args.config, overrides=_overrides(args))
 
 
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
+    from scxd.tune.cli import run
+
+    return run(args, settings)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "check-config": cmd_check_config, "observe": cmd_observe, "run": cmd_run,
-    "catalog": cmd_catalog,
+    "catalog": cmd_catalog, "tune": cmd_tune,
 }
 
 

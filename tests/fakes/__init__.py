@@ -93,13 +93,16 @@ class FakeKernel:
 
 
 def install_fake(bin_dir: Path, name: str, root: Path, ops: str, mode: str = "normal",
-                 enable_delay: float = 0.05, after: float = 0.3, supports: str = "") -> Path:
+                 enable_delay: float = 0.05, after: float = 0.3, supports: str = "",
+                 refuse_with: str = "") -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
     exe = bin_dir / name
     cmd = [sys.executable, str(FAKE_SCX), "--name", name, "--fake-root", str(root), "--ops",
            ops, "--mode",
            mode, "--enable-delay", str(enable_delay), "--after", str(after), "--supports",
            supports]
+    if refuse_with:
+        cmd.append(f"--refuse-with={refuse_with}")   # "=": the value may look like a flag
     exe.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in cmd) + ' "$@"\n')
     exe.chmod(0o755)
     return exe

@@ -17,6 +17,7 @@ Behaviour is chosen with --mode:
   eject_alive     enable, then after --after s the kernel ejects it (stall); stays alive
   eject_exit      same, but the loader prints EXIT and exits 0 (as real loaders do)
   eject_at_start  the watchdog ejects it while still enabling; EXIT, exit 0
+--refuse-with FLAG: refuse (as in refuse mode) only when the command line has FLAG.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> int:
     ap.add_argument("--supports", default="", help="flags shown by -h/--help")
     ap.add_argument("--partial-flag", default="-p")
     ap.add_argument("--name", default="scx_fake")
+    ap.add_argument("--refuse-with", default="")
     ap.add_argument("-h", "--help", action="store_true")
     args, rest = ap.parse_known_args()
     root = Path(args.fake_root)
@@ -89,7 +91,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, on_signal)
 
     print(f"{name}: loading BPF skeleton", flush=True)
-    if args.mode == "refuse":
+    if args.mode == "refuse" or (args.refuse_with and args.refuse_with in rest):
         print("libbpf: prog 'enqueue': BPF program load failed: Invalid argument", flush=True)
         print("[SCX_ERR] scx_fake.c:88: Failed to load skeleton", flush=True)
         return 1
