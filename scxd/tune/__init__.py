@@ -37,7 +37,7 @@ _EXPORTS = {
     "PARSERS": "benchmark", "Benchmark": "benchmark", "BenchmarkError": "benchmark",
     "SchedulerOptimizer": "optimizer", "Suggestion": "optimizer",
     "NoSchedExt": "session", "Progress": "session", "Result": "session",
-    "RunOptions": "session", "TuneError": "session",
+    "RunOptions": "session", "TuneError": "session", "TuneUsageError": "session",
     "Choice": "space", "FloatRange": "space", "IntRange": "space", "SearchSpace": "space",
     "SpaceError": "space",
 }

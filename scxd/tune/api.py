@@ -27,6 +27,7 @@ from scxd.tune.session import (
     RunOptions,
     TuneError,
     Tuner,
+    TuneUsageError,
     catalog_with,
     open_actuator,
 )
@@ -51,13 +52,13 @@ def _benchmark(benchmark: Benchmark | str | Sequence[str], parser: str | None,
     if isinstance(benchmark, Benchmark):
         return benchmark
     if direction not in (None, "maximize", "minimize"):
-        raise TuneError(f"direction must be maximize or minimize, got {direction!r}")
+        raise TuneUsageError(f"direction must be maximize or minimize, got {direction!r}")
     hib = None if direction is None else direction == "maximize"
     command = benchmark if isinstance(benchmark, str) else tuple(benchmark)
     try:
         return Benchmark(command, parser, metric, hib, timeout)
     except BenchmarkError as exc:
-        raise TuneError(str(exc)) from None
+        raise TuneUsageError(str(exc)) from None
 
 
 def _progress(progress: bool | Progress) -> Progress:
@@ -79,14 +80,14 @@ def build_space(spec: SchedulerSpec, params: Sequence[str] | None,
         set(space.dims) if isinstance(space, SearchSpace) else set(space or {}))
     lacking = sorted(n for n in wanted if n in dropped)
     if lacking:
-        raise TuneError("the installed " + spec.name + " lacks "
+        raise TuneUsageError("the installed " + spec.name + " lacks "
                         + "; ".join(f"{n} ({dropped[n]})" for n in lacking))
     try:
         if isinstance(space, SearchSpace):
             return SearchSpace(spec, dict(space.dims), dict(space.fixed))
         return SearchSpace.from_catalog(spec, params, space, fixed)
     except (SpaceError, CatalogError) as exc:
-        raise TuneError(f"search space: {exc}") from None
+        raise TuneUsageError(f"search space: {exc}") from None
 
 
 def optimize_scheduler(
@@ -134,10 +135,7 @@ def optimize_scheduler(
                          confirm_repeats, early_stop, min_trials, stop_probability)
     settings = _settings(settings, config)
     bench = _benchmark(benchmark, parser, metric, direction, timeout)
-    try:
-        catalog, name = catalog_with(settings, scheduler)
-    except CatalogError as exc:
-        raise TuneError(str(exc)) from None
+    catalog, name = catalog_with(settings, scheduler)
     out_dir = Path(out) if out is not None else default_out(name)
     actuator, probed = open_actuator(settings, catalog, out_dir / "state", command_hint)
     avail = probed.availability.get(name)

@@ -170,7 +170,7 @@ def _options(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace, settings: Any, argv: list[str] | None = None) -> int:
     from scxd.catalog import CatalogError
     from scxd.tune import api
-    from scxd.tune.session import NoSchedExt, Progress, TuneError
+    from scxd.tune.session import NoSchedExt, Progress, TuneError, TuneUsageError
     from scxd.tune.space import SpaceError
 
     if argv is None:     # what the user typed after "tune", for the test-bed hint
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, settings: Any, argv: list[str] | None = None) 
     except NoSchedExt as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILURE
-    except (ValueError, SpaceError, CatalogError) as exc:
+    except (ValueError, SpaceError, CatalogError, TuneUsageError) as exc:
         print(f"scxd tune: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TuneError as exc:

@@ -9,9 +9,9 @@ a list of repeats (their mean is the objective).
 
 Rejected proposals and configurations that failed (did not start, broke the benchmark, were
 ejected) are told to Optuna as *infeasible* — a completed trial whose constraint is
-violated — not as failed trials: TPE ignores failed trials and would keep proposing the same
-region, while with ``constraints_func`` it ranks infeasible trials below every feasible one
-and learns to avoid them.  (Their objective value is a placeholder — the worst value seen —
+violated (``Trial.set_constraint``) — not as failed trials: TPE ignores failed trials and
+would keep proposing the same region, while it ranks infeasible trials below every feasible
+one and learns to avoid them.  (Their objective value is a placeholder — the worst value seen —
 that the constrained TPE never ranks by.)
 
 Custom loops::
@@ -84,10 +84,9 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def infeasibility(trial: optuna.trial.FrozenTrial) -> tuple[float]:
-    """Optuna constraint: > 0 when the configuration could not be measured."""
-    bad = "failed" in trial.user_attrs or "infeasible" in trial.user_attrs
-    return (1.0 if bad else -1.0,)
+#: The constraint every told trial carries: > 0 when the configuration could not be measured.
+MEASURED = "measured"
+FEASIBLE, INFEASIBLE = -1.0, 1.0
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None,
@@ -97,7 +96,7 @@ def make_sampler(name: str, space: SearchSpace, seed: int | None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, constraints_func=infeasibility,
+                seed=seed, multivariate=True,
                 n_startup_trials=startup_trials if startup_trials is not None else 10)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -166,7 +165,8 @@ class SchedulerOptimizer:
             why = self.space.violation(sampled)
             if why:
                 trial.set_user_attr("infeasible", why)
-                self.study.tell(trial, self._placeholder())
+                trial.set_constraint(MEASURED, INFEASIBLE)
+                self._tell(trial, self._placeholder())
                 self.rejected.append((sampled, why, self._system_attrs(trial.number)))
                 continue
             self._asked += 1
@@ -197,18 +197,29 @@ class SchedulerOptimizer:
             value = statistics.fmean(values) if values else None
         if value is None:
             trial.set_user_attr("failed", reason or "failed")
-            self.study.tell(trial, self._placeholder())
+            trial.set_constraint(MEASURED, INFEASIBLE)
+            self._tell(trial, self._placeholder())
         else:
-            self.study.tell(trial, float(value))
+            trial.set_constraint(MEASURED, FEASIBLE)
+            self._tell(trial, float(value))
         self.told.append(Told(suggestion, None if value is None else float(value),
                               values or (() if value is None else (float(value),)), reason,
                               self._system_attrs(trial.number)))
+
+    def _tell(self, trial: optuna.trial.Trial, value: float) -> None:
+        try:
+            self.study.tell(trial, value)
+        except RuntimeError as exc:
+            # GridSampler calls Study.stop() once the grid is covered, which Optuna only
+            # allows inside optimize(); the trial is stored before that (exhausted() says it).
+            if "Study.stop" not in str(exc):
+                raise
 
     def _placeholder(self) -> float:
         """The worst value measured so far (0 before any): an infeasible trial's value."""
         vals = [t.value for t in self.study.get_trials(deepcopy=False,
                                                        states=(TrialState.COMPLETE,))
-                if t.value is not None and not infeasibility(t)[0] > 0]
+                if t.value is not None and t.constraints.get(MEASURED, FEASIBLE) <= 0]
         if not vals:
             return 0.0
         return min(vals) if self.higher_is_better else max(vals)
@@ -231,12 +242,10 @@ class SchedulerOptimizer:
         elif value is None:
             user["failed"] = why_not or "failed"
         if user:
-            # The constraint a live tell() would have computed, so TPE sees it the same way.
-            attrs[CONSTRAINTS_ATTR] = list(infeasibility(_Attrs(user)))
             value = self._placeholder()
-        self.study.add_trial(create_trial(value=float(value), params=dict(sampled),
-                                          distributions=dists, system_attrs=attrs,
-                                          user_attrs=user))
+        self.study.add_trial(create_trial(
+            value=float(value), params=dict(sampled), distributions=dists, system_attrs=attrs,
+            user_attrs=user, constraints={MEASURED: INFEASIBLE if user else FEASIBLE}))
 
     def resume_count(self, asked: int) -> None:
         """Continue numbering suggestions after ``asked`` earlier ones."""
@@ -253,19 +262,11 @@ class SchedulerOptimizer:
         return max(done, key=key)
 
 
-#: Optuna's system attribute holding a trial's constraint values (what TPE reads).
-CONSTRAINTS_ATTR = "constraints"
-KEPT_ATTRS = ("grid_id", "search_space", CONSTRAINTS_ATTR)
-
-
-@dataclass(frozen=True)
-class _Attrs:
-    user_attrs: Mapping[str, Any]
+KEPT_ATTRS = ("grid_id", "search_space")
 
 
 def _jsonable(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Optuna system attributes worth keeping to rebuild a study (the grid position, the
-    constraint values)."""
+    """Optuna system attributes worth keeping to rebuild a study (the grid position)."""
     out = {}
     for k in KEPT_ATTRS:
         if k in attrs:

@@ -64,6 +64,10 @@ class TuneError(RuntimeError):
     """The run cannot start or go on; the message says why and what to do."""
 
 
+class TuneUsageError(TuneError):
+    """The run is mis-specified (space, benchmark, options): nothing was started."""
+
+
 class NoSchedExt(TuneError):
     """This kernel has no sched_ext."""
 
@@ -91,13 +95,13 @@ class RunOptions:
     def __post_init__(self) -> None:
         for name, low in (("budget", 1), ("repeats", 1), ("warmup", 0), ("grid_points", 2)):
             if getattr(self, name) < low:
-                raise TuneError(f"{name} must be ≥ {low}, got {getattr(self, name)}")
+                raise TuneUsageError(f"{name} must be ≥ {low}, got {getattr(self, name)}")
         if self.baseline_every is not None and self.baseline_every < 1:
-            raise TuneError("baseline_every must be ≥ 1")
+            raise TuneUsageError("baseline_every must be ≥ 1")
         if self.confirm_repeats is not None and self.confirm_repeats < 0:
-            raise TuneError("confirm_repeats must be ≥ 0")
+            raise TuneUsageError("confirm_repeats must be ≥ 0")
         if not 0 < self.stop_probability < 1:
-            raise TuneError("stop_probability must be between 0 and 1")
+            raise TuneUsageError("stop_probability must be between 0 and 1")
 
     @property
     def every(self) -> int:
@@ -560,12 +564,15 @@ def catalog_with(settings: Settings, scheduler: str | SchedulerSpec) -> tuple[Ca
     try:
         cat = build_catalog(settings.scheduler_overrides())
     except CatalogError as exc:
-        raise TuneError(f"configuration: {exc}") from None
+        raise TuneUsageError(f"configuration: {exc}") from None
     if isinstance(scheduler, SchedulerSpec):
         specs = {s.name: s for s in cat}
         specs[scheduler.name] = scheduler
         return Catalog(specs.values()), scheduler.name
-    cat.get(scheduler)    # unknown → CatalogError naming the known ones
+    try:
+        cat.get(scheduler)
+    except CatalogError as exc:
+        raise TuneUsageError(str(exc)) from None
     return cat, scheduler
 
 

@@ -103,7 +103,9 @@ class FloatRange:
         return FloatDistribution(self.low, self.high, log=self.log)
 
     def grid(self, points: int) -> list[float]:
-        return sorted({float(v) for v in _spaced(self.low, self.high, points, self.log)})
+        vals = (min(self.high, max(self.low, float(f"{v:.6g}")))
+                for v in _spaced(self.low, self.high, points, self.log))
+        return sorted(set(vals))
 
     def contains(self, value: Any) -> bool:
         return (isinstance(value, int | float) and not isinstance(value, bool)

@@ -52,10 +52,7 @@ def total_time(args: list[str] | None) -> float:
     if args is None:
         return 1.0
     value = 1.25
-    if "-s" in args:
-        slice_us = float(args[args.index("-s") + 1])
-    else:
-        slice_us = 20000.0
+    slice_us = float(args[args.index("-s") + 1]) if "-s" in args else 20000.0
     value -= 0.35 * math.exp(-((math.log10(slice_us) - math.log10(3000)) ** 2) / 0.18)
     if "-H" in args:
         value += 0.05
