@@ -243,3 +243,14 @@ def test_the_command_line(host, tmp_path):
     assert bad.returncode == 2 and "nonesuch" in bad.stderr
     assert run_cli(host, "--benchmark", "hackbench").returncode == 2
     assert host.kernel.state == "disabled"
+
+
+@pytest.mark.parametrize("sampler", ["random", "grid"])
+def test_other_samplers(host, tmp_path, sampler):
+    res = tune(host, tmp_path / sampler, budget=4, sampler=sampler, grid_points=2,
+               params=["slice_us", "boost_nice"], early_stop=False)
+    search = [r for r in res.trials if r.kind == "search"]
+    assert res.status == "complete" and len(search) == 4
+    if sampler == "grid":      # 2 slice values × on/off: the whole grid, each point once
+        points = {(r.params["slice_us"], r.params["boost_nice"]) for r in search}
+        assert points == {(100, False), (100, True), (1_000_000, False), (1_000_000, True)}

@@ -416,9 +416,23 @@ class Tuner:
                 star = " ★" if rec.complete and a.best.records[0].key() == rec.key() else ""
                 best = f"  best {a.best.mean:.4g}{star}"
         args = " ".join(rec.argv) or ("(defaults)" if rec.kind != "baseline" else "")
-        elapsed = time.monotonic() - self._t0
         self.progress.line(f"[{tag}] {rec.label} {args[:60]} → {what}{best}  "
-                           f"({rec.seconds:.1f} s, {_clock(elapsed)} elapsed)")
+                           f"({rec.seconds:.1f} s; {self._eta()})")
+
+    def _eta(self) -> str:
+        """Elapsed time, and the rest estimated from this run's mean time per measurement
+        (the search may stop early: then it is less)."""
+        elapsed = time.monotonic() - self._t0
+        done = [r for r in self.log.records if r.kind != "infeasible"]
+        searched = sum(r.kind == "search" for r in done)
+        if not done or self.state.get("stopped"):
+            return f"{_clock(elapsed)} elapsed"
+        per = sum(r.seconds for r in done) / len(done)
+        left_search = max(0, self.opts.budget - searched)
+        rounds_left = 1 + left_search // self.opts.every
+        left = left_search + rounds_left * len(self.baseline_names) + \
+            (1 if self.opts.confirm and not any(r.kind == "confirm" for r in done) else 0)
+        return f"{_clock(elapsed)} elapsed, ~{_clock(per * left)} left"
 
     # -- driver ----------------------------------------------------------------------------------
     def run(self) -> Result:
