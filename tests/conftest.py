@@ -49,3 +49,14 @@ def bpf_source():
         skip_or_fail(f"BPF telemetry cannot load: {exc}")
     yield src
     src.close()
+
+
+@pytest.fixture(scope="session")
+def testbed_artifacts():
+    """The built sched_ext test bed (built now if missing; a cached build is only checked)."""
+    from scxd.testbed import build as tb
+
+    try:
+        return tb.build(quiet=True)
+    except (tb.BuildError, OSError) as exc:
+        skip_or_fail(f"the sched_ext test bed is not built and cannot be built: {exc}")

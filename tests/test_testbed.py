@@ -15,20 +15,14 @@ from pathlib import Path
 import pytest
 
 from scxd.testbed.guest_scenarios import SCENARIOS
-from tests.conftest import skip_or_fail
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(3600)]
 KERNEL_SCRIPT = Path(__file__).parents[1] / "scxd/testbed/guest/kernel.sh"
 
 
 @pytest.fixture(scope="session")
-def artifacts():
-    from scxd.testbed import build as tb
-
-    try:
-        return tb.build(quiet=True)
-    except (tb.BuildError, OSError) as exc:
-        skip_or_fail(f"the sched_ext test bed is not built and cannot be built: {exc}")
+def artifacts(testbed_artifacts):
+    return testbed_artifacts
 
 
 @pytest.fixture(scope="session")

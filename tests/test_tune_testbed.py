@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
-
 pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.timeout(3600)]
 OUTPUTS = ("best_parameters.json", "trials.csv", "trials.jsonl", "importance.json",
            "convergence.png", "importance.png", "metric_per_trial.png", "summary.md",
@@ -26,22 +24,13 @@ OUTPUTS = ("best_parameters.json", "trials.csv", "trials.jsonl", "importance.jso
 BENCH = "perf bench sched messaging -g 2 -l 20"
 
 
-@pytest.fixture(scope="module")
-def artifacts():
-    from scxd.testbed import build as tb
-
-    try:
-        return tb.build(quiet=True)
-    except (tb.BuildError, OSError) as exc:
-        skip_or_fail(f"the sched_ext test bed is not built and cannot be built: {exc}")
-
-
 def scheduler_for(art) -> str:
     return "scx_bpfland" if (art.bin_dir / "scx_bpfland").exists() else "scx_qmap"
 
 
 @pytest.fixture(scope="module")
-def tuned(artifacts, tmp_path_factory):
+def tuned(testbed_artifacts, tmp_path_factory):
+    artifacts = testbed_artifacts
     from scxd.testbed.run import run_full
 
     out = tmp_path_factory.mktemp("tune-guest")

@@ -41,6 +41,24 @@ def _err(values: list[float]) -> float:
     return hw if math.isfinite(hw) else 0.0
 
 
+def _finish(fig, ax, a: Analysis, path: Path, failed_at: list[int], xlabel: str,
+            title: str) -> None:
+    """Failed measurements as red crosses on the bottom edge, labels, legend, save."""
+    if failed_at:
+        lo, _ = ax.get_ylim()
+        ax.scatter(failed_at, [lo] * len(failed_at), marker="x", color="red", zorder=5,
+                   label="failed (not measured)", clip_on=False)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(_ylabel(a))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def convergence(a: Analysis, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4.5))
     done = [r for r in a.search if r.complete]
@@ -63,19 +81,8 @@ def convergence(a: Analysis, path: Path) -> None:
         ax.axhline(s.mean, color=colour, lw=1.2, ls="--", label=f"{view.label} (all rounds)")
         if math.isfinite(s.half_width):
             ax.axhspan(s.ci_low, s.ci_high, color=colour, alpha=0.12)
-    if failed:
-        lo, _ = ax.get_ylim()
-        ax.scatter([r.number for r in failed], [lo] * len(failed), marker="x", color="red",
-                   zorder=5, label="failed (not measured)", clip_on=False)
-    ax.set_xlabel("search trial")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(_ylabel(a))
-    ax.set_title(f"{a.scheduler}: convergence of {a.metric}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _finish(fig, ax, a, path, [r.number for r in failed], "search trial",
+            f"{a.scheduler}: convergence of {a.metric}")
 
 
 def importance(a: Analysis, path: Path) -> None:
@@ -122,20 +129,9 @@ def metric_per_trial(a: Analysis, path: Path) -> None:
         ax.errorbar([r.seq for r in conf], [r.mean for r in conf],
                     yerr=[_err(r.values) for r in conf], fmt="*", color="tab:red", ms=12,
                     capsize=3, label="best, confirmation")
-    failed = [r for r in recs if not r.complete]
-    if failed:
-        lo, _ = ax.get_ylim()
-        ax.scatter([r.seq for r in failed], [lo] * len(failed), marker="x", color="red",
-                   label="failed", clip_on=False, zorder=5)
-    ax.set_xlabel("measurement, in run order")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(_ylabel(a))
-    ax.set_title(f"{a.scheduler}: every measurement (mean ± 95% CI of its repeats)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _finish(fig, ax, a, path, [r.seq for r in recs if not r.complete],
+            "measurement, in run order",
+            f"{a.scheduler}: every measurement (mean ± 95% CI of its repeats)")
 
 
 def write_all(out_dir: Path, a: Analysis) -> list[str]:
