@@ -172,7 +172,7 @@ def analyze(records: Sequence[TrialRecord], space: SearchSpace, metric: str, uni
     reference = ref.summary.mean if ref and ref.summary else None
     points = [(r.sampled, r.mean) for r in search if r.complete and r.mean is not None]
     for r in recs:  # the defaults baseline is a point of the search space too
-        if r.kind == "baseline" and r.baseline == "defaults" and r.complete:
+        if r.kind == "baseline" and r.scheduler == sched and r.complete:
             sample = space.defaults_sample()
             if sample is not None:
                 points.append((sample, r.mean))
@@ -357,7 +357,8 @@ def summary_md(a: Analysis, space: SearchSpace, bench: Mapping[str, Any],
                    f"{_toml(p.best_value)} |")
     out += ["", "*matters*: the metric differs between the parameter's values more than in "
             "shuffled data (permutation test, Benjamini–Hochberg q < 0.05); *no detectable "
-            "effect*: it does not; *not enough data*: too few trials per value to tell.", ""]
+            "effect*: it does not; *not enough data*: too few trials per value to tell; "
+            "*not varied*: only one of its values was measured successfully.", ""]
     out += ["## Trials", "", f"States: {', '.join(f'{k} {v}' for k, v in a.states.items())}.",
             "", f"| trial | {a.metric} (mean ± 95% CI) | state | arguments |",
             "|---|---|---|---|"]

@@ -298,8 +298,11 @@ class Tuner:
                            **kw)
 
     def defaults_action(self) -> Action:
-        return self.opt.action_for({n: v for n, v in self.space.resolve({}).items()
-                                    if n in self.space.dims})
+        """The scheduler exactly as it ships (``fixed`` values are part of the search, not
+        of this baseline)."""
+        values = self.spec.resolve({})
+        return Action(self.spec.name, tuple(sorted(values.items())),
+                      tuple(self.spec.argv(values)), "default")
 
     def baseline(self, name: str, rnd: int) -> None:
         action = self.actuator.catalog.fair() if name == "fair" else self.defaults_action()
@@ -318,10 +321,10 @@ class Tuner:
                             f"{why}\n{rec.output_tail}")
 
     def _learn_baseline(self, rec: TrialRecord) -> None:
-        """The defaults are a point of the search space: tell the optimiser (not for grid
-        search, whose bookkeeping counts only its own points)."""
-        if rec.baseline != "defaults" or self.opts.sampler == "grid" or \
-                (self.spec.is_fair and rec.baseline != "fair"):
+        """The tuned scheduler's defaults (the fair baseline when fair is tuned) are a point
+        of the search space: tell the optimiser (not for grid search, whose bookkeeping
+        counts only its own points)."""
+        if rec.scheduler != self.spec.name or self.opts.sampler == "grid":
             return
         sample = self.space.defaults_sample()
         if sample is not None and rec.complete:

@@ -305,10 +305,12 @@ class SearchSpace:
         return ""
 
     def defaults_sample(self) -> dict[str, Any] | None:
-        """The searched parameters' values under the defaults (with ``fixed``), when every
-        one of them lies inside its dimension — then the defaults baseline is also a point
-        of the search and the optimiser is told about it."""
-        base = self.resolve({})
+        """The searched parameters' default values, when the defaults are a point of this
+        space (every default inside its dimension, every fixed value at its default) — then
+        the defaults baseline is also a measurement of the search."""
+        base = self.spec.resolve({})
+        if any(base[n] != v for n, v in self.fixed.items()):
+            return None
         sample = {n: base[n] for n in self.dims}
         ok = all(d.contains(sample[n]) for n, d in self.dims.items())
         return sample if ok else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,7 +103,9 @@ def improvement(candidate: Sequence[float], baseline: Sequence[float], higher_is
     base_mean = statistics.fmean(base)
     if len(cand) > 1 and len(base) > 1 and (statistics.stdev(cand) > 0
                                            or statistics.stdev(base) > 0):
-        res = sps.ttest_ind(cand, base, equal_var=False)
+        with warnings.catch_warnings():   # near-identical samples: scipy warns, the
+            warnings.simplefilter("ignore", RuntimeWarning)   # interval is still right
+            res = sps.ttest_ind(cand, base, equal_var=False)
         ci = res.confidence_interval(confidence_level=level)
         low, high, p = float(ci.low), float(ci.high), float(res.pvalue)
     elif len(cand) > 1 and len(base) > 1:      # both exactly constant: the difference is exact
