@@ -254,3 +254,37 @@ def test_other_samplers(host, tmp_path, sampler):
     if sampler == "grid":      # 2 slice values × on/off: the whole grid, each point once
         points = {(r.params["slice_us"], r.params["boost_nice"]) for r in search}
         assert points == {(100, False), (100, True), (1_000_000, False), (1_000_000, True)}
+
+
+def test_a_custom_scheduler_and_space_from_the_config(host, tmp_path):
+    """[schedulers.NAME] adds a scheduler of one's own with its parameter ranges; tune
+    searches exactly that space."""
+    exe = install_fake(host.bin, "my_sched", host.root, "mine", supports="-s -H -h")
+    cfg = tmp_path / "custom.toml"
+    cfg.write_text(host.config.read_text() + f'''
+[schedulers.my_sched]
+binary = "{exe}"
+ops_prefix = "mine"
+help_args = ["-h"]
+constraints = []
+
+[[schedulers.my_sched.params]]
+name = "slice"
+kind = "int"
+flag = "-s"
+default = 20000
+min = 1000
+max = 10000
+''')
+    with pytest.raises(TuneError, match=r"my_sched.*above the maximum"):   # bad default
+        optimize_scheduler("my_sched", host.bench(), parser="perf-messaging",
+                           settings=load_config(cfg, environ={}), out=tmp_path / "x",
+                           progress=False)
+    cfg.write_text(cfg.read_text().replace("default = 20000", "default = 5000"))
+    res = optimize_scheduler("my_sched", host.bench(), parser="perf-messaging", budget=4,
+                             repeats=2, warmup=0, settings=load_config(cfg, environ={}),
+                             out=tmp_path / "o", progress=False, early_stop=False)
+    search = [r for r in res.trials if r.kind == "search"]
+    assert res.status == "complete" and len(search) == 4
+    assert all(1000 <= r.params["slice"] <= 10_000 and r.complete for r in search)
+    assert all(r.argv[:1] == ["-s"] or r.params["slice"] == 5000 for r in search)
