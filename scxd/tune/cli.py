@@ -24,7 +24,10 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tune", help="tune one scheduler's parameters with a real benchmark (Optuna)",
-        description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:8]),
+        description="Tune one scheduler's parameters with a real benchmark: Optuna proposes\n"
+        "configurations, scxd's actuator applies and verifies each in the kernel, and the\n"
+        "benchmark measures it against the fair scheduler and the scheduler's defaults.",
+        epilog="examples:\n" + "\n".join(__doc__.splitlines()[2:7]),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE",
                    help="scxd config ([schedulers.NAME] ranges, binary search path)")
