@@ -197,7 +197,7 @@ def test_no_sched_ext_is_refused_with_the_test_bed_command(tmp_path):
     bare = tmp_path / "bare"
     (bare / "sys" / "kernel").mkdir(parents=True)
     settings = load_config(None, {"host_root": str(bare)}, environ={})
-    with pytest.raises(NoSchedExt, match="scxd-testbed exec -- scxd tune"):
+    with pytest.raises(NoSchedExt, match="scxd-testbed exec"):
         optimize_scheduler("scx_qmap", "perf bench sched messaging", settings=settings,
                            out=tmp_path / "o", progress=False)
     env = {**os.environ, "SCXD_HOST_ROOT": str(bare), "PYTHONPATH": str(REPO)}
@@ -206,8 +206,13 @@ def test_no_sched_ext_is_refused_with_the_test_bed_command(tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 1, res.stderr
     assert "has no sched_ext" in res.stderr
-    assert ("scxd-testbed exec -- scxd tune --scheduler scx_qmap --benchmark "
-            "'perf bench sched messaging -g 2' --budget 8") in res.stderr
+    assert ("scxd-testbed exec --rwdir DIR -- scxd tune --scheduler scx_qmap --benchmark "
+            "'perf bench sched messaging -g 2' --budget 8 --out DIR") in res.stderr
+    res = subprocess.run([sys.executable, "-m", "scxd.cli", "tune", "-s", "scx_qmap", "-b",
+                          "hackbench", "--out", "tuned"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert (f"scxd-testbed exec --rwdir {tmp_path / 'tuned'} -- scxd tune -s scx_qmap -b "
+            "hackbench --out tuned") in res.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -555,12 +555,23 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 # -- composition ----------------------------------------------------------------------------------
 def no_sched_ext_message(argv: list[str] | None = None) -> str:
+    """The refusal on a kernel without sched_ext, with the test-bed command to use instead
+    (the guest sees the host's files read-only: the output directory is passed writable)."""
     release = os.uname().release
-    cmd = f"{TESTBED_HINT} {shlex.join(argv)}" if argv else f"{TESTBED_HINT} …"
+    args = list(argv or [])
+    out = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--out", "-o")),
+               next((a.split("=", 1)[1] for a in args if a.startswith("--out=")), None))
+    if out is None and args:
+        out = "DIR"
+        args += ["--out", out]
+    rw = f"--rwdir {shlex.quote(os.path.abspath(out) if out != 'DIR' else out)} " if out else ""
+    cmd = f"scxd-testbed exec {rw}-- scxd tune {shlex.join(args)}" if args else \
+        f"{TESTBED_HINT} …"
     return (f"scxd tune: this kernel ({release}) has no sched_ext (/sys/kernel/sched_ext is "
             "absent: CONFIG_SCHED_CLASS_EXT is off), so it cannot swap schedulers and there "
             "is nothing to tune.  Run it on a sched_ext kernel (6.12+), or in this project's "
-            f"sched_ext test bed (a qemu guest):\n    {cmd}")
+            f"sched_ext test bed (a qemu guest; --rwdir makes the output directory writable "
+            f"there):\n    {cmd}")
 
 
 def daemon_running(settings: Settings) -> bool:
