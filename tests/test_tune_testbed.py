@@ -46,12 +46,15 @@ def tuned(testbed_artifacts, tmp_path_factory):
     reproduce = f"{py} -m scxd.cli tune --config {cfg} --reproduce {out}/run"
     record = (f'printf \'{{"tune_rc": %s, "state_after": "%s", "reproduce_rc": %s}}\\n\' '
               f'"$t" "$s" "$r" > {out}/result.jsonl')
-    script = (f"{tune} > {out}/tune.log 2>&1; t=$?; "
+    # A marker first (the guest is alive and sees the shared directory), a bound on the
+    # tune itself (a hung guest command still reports), then the reproduction.
+    script = (f"date > {out}/started; timeout 2400 {tune} > {out}/tune.log 2>&1; t=$?; "
               f"s=$(cat /sys/kernel/sched_ext/state); "
               f"{reproduce} > {out}/reproduce.log 2>&1; r=$?; {record}")
     run = run_full(artifacts, ["sh", "-c", script], out, timeout=3000)
     if run.problem():
-        pytest.fail(run.problem(), pytrace=False)
+        pytest.fail(f"{run.problem()}\nguest started: {(out / 'started').exists()}\n"
+                    f"{logs(out)}", pytrace=False)
     results = [r for r in run.records if "tune_rc" in r]
     assert results, f"no result record; console tail:\n{run.console_tail()}"
     return sched, out, results[0]
