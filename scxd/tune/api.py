@@ -153,6 +153,14 @@ def saved_run(out: str | Path) -> dict[str, Any]:
     return run
 
 
+def saved_benchmark(identity: Mapping[str, Any]) -> Benchmark:
+    """The benchmark a run recorded in its ``run.json``."""
+    b = identity["benchmark"]
+    command = b["command"] if isinstance(b["command"], str) else tuple(b["command"])
+    return Benchmark(command, b["parser"], b["metric"], b["higher_is_better"], b["timeout"],
+                     b.get("cwd"), b.get("env") or {})
+
+
 def resume(out: str | Path, budget: int | None = None, *, settings: Settings | None = None,
            config: str | None = None, progress: bool | Progress = True,
            command_hint: list[str] | None = None) -> Result:
@@ -161,11 +169,8 @@ def resume(out: str | Path, budget: int | None = None, *, settings: Settings | N
     run = saved_run(out)
     ident = run["identity"]
     o = ident["options"]
-    b = ident["benchmark"]
-    command = b["command"] if isinstance(b["command"], str) else tuple(b["command"])
     dims = {n: dimension_from_dict(d) for n, d in ident["space"]["dims"].items()}
-    bench = Benchmark(command, b["parser"], b["metric"], b["higher_is_better"], b["timeout"],
-                      b.get("cwd"), b.get("env") or {})
+    bench = saved_benchmark(ident)
     return optimize_scheduler(
         ident["scheduler"], bench, budget=budget if budget is not None else run["budget"],
         params=list(dims), space=dims, fixed=ident["space"]["fixed"], repeats=o["repeats"],
@@ -212,10 +217,7 @@ def reproduce(out: str | Path, repeats: int | None = None, *,
     if "parameters" not in best:
         raise TuneError(f"{out_dir / BEST_JSON} has no best configuration")
     ident = run["identity"]
-    b = ident["benchmark"]
-    command = b["command"] if isinstance(b["command"], str) else tuple(b["command"])
-    bench = Benchmark(command, b["parser"], b["metric"], b["higher_is_better"], b["timeout"],
-                      b.get("cwd"), b.get("env") or {})
+    bench = saved_benchmark(ident)
     settings = _settings(settings, config)
     catalog, name = catalog_with(settings, ident["scheduler"])
     prog = _progress(progress)
