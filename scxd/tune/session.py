@@ -54,7 +54,7 @@ from scxd.tune.records import (
 )
 from scxd.tune.report import Analysis, analyze, write_outputs
 from scxd.tune.space import DEFAULT_GRID_POINTS, SearchSpace
-from scxd.tune.stats import chance_to_beat, pooled_noise
+from scxd.tune.stats import chance_to_beat, pooled_noise, summarize
 from scxd.tune.trial import TrialRunner
 
 TESTBED_HINT = "scxd-testbed exec -- scxd tune"
@@ -297,12 +297,15 @@ class Tuner:
                            dict(action.params), dict(kw.pop("sampled", {})), list(action.argv),
                            **kw)
 
+    def action(self, values: dict[str, Any], label: str = "custom") -> Action:
+        """The tuned scheduler with exactly these parameter values."""
+        return Action(self.spec.name, tuple(sorted(values.items())),
+                      tuple(self.spec.argv(values)), label)
+
     def defaults_action(self) -> Action:
         """The scheduler exactly as it ships (``fixed`` values are part of the search, not
         of this baseline)."""
-        values = self.spec.resolve({})
-        return Action(self.spec.name, tuple(sorted(values.items())),
-                      tuple(self.spec.argv(values)), "default")
+        return self.action(self.spec.resolve({}), "default")
 
     def baseline(self, name: str, rnd: int) -> None:
         action = self.actuator.catalog.fair() if name == "fair" else self.defaults_action()
@@ -360,8 +363,7 @@ class Tuner:
                               self.spec.name, {}, {}, [], reason="no_best")
             self.log.append(rec)
             return
-        action = self.opt.action_for({k: a.best.params[k] for k in self.space.dims}) \
-            if a.best.scheduler == self.spec.name else self.actuator.catalog.fair()
+        action = self.action(dict(a.best.params))
         rec = self._record("confirm", f"confirm {a.best.label}", action)
         self.runner.measure(action, rec, self.opts.confirm)
         self.log.append(rec)
@@ -405,13 +407,11 @@ class Tuner:
     def _report(self, rec: TrialRecord, tag: str) -> None:
         unit = self.bench.unit
         if rec.complete:
-            from scxd.tune.stats import summarize
-
             s = summarize(rec.values)
             hw = f" ± {s.half_width:.2g}" if s.n > 1 else ""
             what = f"{s.mean:.4g}{hw} {unit}".rstrip()
         else:
-            what = f"{rec.state}: {rec.reason} {rec.detail}"[:160]
+            what = f"{rec.state} ({rec.reason}): {rec.detail}"[:160]
         best = ""
         if rec.kind == "search":
             a = self.analysis(importance=False)
