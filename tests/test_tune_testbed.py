@@ -51,7 +51,10 @@ def tuned(testbed_artifacts, tmp_path_factory):
     script = (f"date > {out}/started; timeout 2400 {tune} > {out}/tune.log 2>&1; t=$?; "
               f"s=$(cat /sys/kernel/sched_ext/state); "
               f"{reproduce} > {out}/reproduce.log 2>&1; r=$?; {record}")
-    run = run_full(artifacts, ["sh", "-c", script], out, timeout=3000)
+    # The script goes in a file: the guest command travels on the kernel command line,
+    # which holds 2048 bytes.
+    (out / "guest.sh").write_text(script + "\n")
+    run = run_full(artifacts, ["sh", str(out / "guest.sh")], out, timeout=3000)
     if run.problem():
         pytest.fail(f"{run.problem()}\nguest started: {(out / 'started').exists()}\n"
                     f"{logs(out)}", pytrace=False)
