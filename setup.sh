@@ -115,7 +115,7 @@ link_commands() {
 install() {
     local extras=$1
     apt_install "${RUN_PACKAGES[@]}"
-    if [ "$extras" = "test,testbed" ]; then apt_install "${TEST_PACKAGES[@]}"; fi
+    if [ "$extras" = "test,testbed,replay" ]; then apt_install "${TEST_PACKAGES[@]}"; fi
     ensure_headers
     ensure_venv "$extras"
     link_commands
@@ -123,14 +123,14 @@ install() {
 
 case "$MODE" in
     install)
-        install "test,testbed"
+        install "test,testbed,replay"
         say "installed; run: $VENV/bin/scxd run" ;;
     run)
         install "testbed"
         say "starting scxd in the foreground (Ctrl-C stops it and restores the fair scheduler)"
         exec "$VENV/bin/scxd" run "$@" ;;
     test)
-        install "test,testbed"
+        install "test,testbed,replay"
         # The sched_ext test bed (kernel + schedulers, cached): ≈10 min cold, seconds warm.
         # A failure here is reported by the testbed tests themselves (fail under CI=true).
         "$VENV/bin/scxd-testbed" build || say "test bed build failed; testbed tests will say why"

@@ -58,6 +58,7 @@ class ParamSpec:
     flags: Mapping[str, str] = field(default_factory=dict)  # choice_flag: choice → flag
     families: str = "all"          # version families that have the flag (informational)
     explore: bool = True           # may the policy vary it? (False: fault injection, I/O)
+    grid: tuple[Any, ...] = ()     # values the policy may try (numbers; see explore_values)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -72,6 +73,23 @@ class ParamSpec:
             raise CatalogError(f"parameter {self.name}: a choice needs choices")
         object.__setattr__(self, "flags", MappingProxyType(dict(self.flags)))
         self.check(self.default, where="default")
+        object.__setattr__(self, "grid", tuple(self.check(v, where="grid value")
+                                               for v in self.grid))
+
+    def explore_values(self) -> tuple[Any, ...]:
+        """The finite exploration grid: the default first, then the other values the policy
+        may try.  Booleans try both, choices every named choice, numbers their declared
+        ``grid`` (a number without one is held at its default); a parameter with
+        ``explore=False`` only ever has its default."""
+        if not self.explore:
+            return (self.default,)
+        if self.kind == "bool":
+            values: tuple[Any, ...] = (False, True)
+        elif self.kind == "choice":
+            values = self.choices
+        else:
+            values = self.grid
+        return (self.default, *(v for v in dict.fromkeys(values) if v != self.default))
 
     def check(self, value: Any, where: str = "value") -> Any:
         """Validate (and normalise) one value; raises CatalogError naming the problem."""
@@ -374,9 +392,10 @@ def switch(name: str, flag: str, doc: str, families: str = "all", explore: bool 
 
 
 def integer(name: str, flag: str, default: int, lo: int, hi: int, doc: str, unit: str = "",
-            families: str = "all", explore: bool = True) -> ParamSpec:
+            families: str = "all", explore: bool = True, grid: tuple[int, ...] = ()
+            ) -> ParamSpec:
     return ParamSpec(name, "int", default, flag, doc=doc, unit=unit, min=lo, max=hi,
-                     families=families, explore=explore)
+                     families=families, explore=explore, grid=grid)
 
 
 PRIMARY_DOMAIN_MASK = r"0x[0-9a-fA-F]+"
@@ -391,7 +410,7 @@ FAIR_SPEC = SchedulerSpec(
     description="the kernel's fair scheduler (CFS/EEVDF): no sched_ext scheduler loaded",
     params=(
         ParamSpec("base_slice_ns", "int", 3_000_000, "base_slice_ns", render="debugfs",
-                  min=100_000, max=100_000_000, unit="ns",
+                  min=100_000, max=100_000_000, unit="ns", grid=(750_000, 12_000_000),
                   doc="EEVDF base slice (default 3 ms × (1+ilog(ncpus)); probed at start)"),
         ParamSpec("migration_cost_ns", "int", 500_000, "migration_cost_ns", render="debugfs",
                   min=0, max=100_000_000, unit="ns", doc="cache-hot time for load balancing"),
@@ -415,9 +434,10 @@ SCX_QMAP = SchedulerSpec(
     name="scx_qmap", binary="scx_qmap", ops_prefix="qmap", origin="kernel", help_args=("-h",),
     description="five-level FIFO queues by nice level (kernel tools/sched_ext example)",
     params=(
-        integer("slice_us", "-s", 20000, 100, 1_000_000, "time slice", unit="µs"),
+        integer("slice_us", "-s", 20000, 100, 1_000_000, "time slice", unit="µs",
+                grid=(5000,)),
         integer("dsp_batch", "-b", 0, 0, 1024, "dispatch up to this many tasks together "
-                "(0 = one)"),
+                "(0 = one)", grid=(8,)),
         switch("boost_nice", "-H", "boost nice -20 tasks in the shared DSQ (with -b)"),
         switch("partial", "-p", "switch only SCHED_EXT tasks (partial mode)", explore=False),
         integer("error_after", "-e", 0, 0, INT64_MAX, "fault injection: scx_bpf_error() "
@@ -436,7 +456,7 @@ SCX_FLATCG = SchedulerSpec(
     description="flattened cgroup hierarchy, weighted vtime (kernel tools/sched_ext)",
     params=(
         ParamSpec("slice_us", "float", 20000.0, "-s", min=100.0, max=1_000_000.0, unit="µs",
-                  doc="time slice"),
+                  doc="time slice", grid=(5000.0,)),
         switch("fifo", "-f", "FIFO instead of weighted vtime"),
     ),
     presets={"fifo": {"fifo": True}, "short_slice": {"slice_us": 5000.0}},
@@ -457,10 +477,11 @@ SCX_BPFLAND = SchedulerSpec(
     name="scx_bpfland", binary="scx_bpfland", ops_prefix="bpfland", origin="scx",
     description="vruntime-based, prioritises interactive tasks (scx v1.1.x flags)",
     params=(
-        integer("slice_us", "--slice-us", 1000, 100, 100_000, "maximum slice", unit="µs"),
+        integer("slice_us", "--slice-us", 1000, 100, 100_000, "maximum slice", unit="µs",
+                grid=(500, 5000, 20000)),
         integer("slice_min_us", "--slice-min-us", 0, 0, 100_000, "minimum slice", unit="µs"),
         integer("slice_us_lag", "--slice-us-lag", 40000, 0, 1_000_000,
-                "maximum vruntime credit", unit="µs"),
+                "maximum vruntime credit", unit="µs", grid=(10000, 160000)),
         integer("throttle_us", "--throttle-us", 0, 0, 1_000_000,
                 "idle time forced between slices (power saving)", unit="µs"),
         integer("idle_resume_us", "--idle-resume-us", -1, -1, 1_000_000,
@@ -491,11 +512,12 @@ SCX_BPFLAND = SchedulerSpec(
 # idle_resume_us, tickless, rr_sched, primary_domain and the topology switches.
 _FLASH_1_0 = "1.0.14-1.1.0"
 _FLASH_PARAMS = (
-    integer("slice_us", "--slice-us", 4096, 100, 100_000, "maximum slice", unit="µs"),
+    integer("slice_us", "--slice-us", 4096, 100, 100_000, "maximum slice", unit="µs",
+            grid=(1024, 16384)),
     integer("slice_us_min", "--slice-us-min", 128, 1, 100_000, "minimum slice", unit="µs",
             families=_FLASH_1_0),
     integer("slice_us_lag", "--slice-us-lag", 4096, 0, 1_000_000, "vruntime credit",
-            unit="µs"),
+            unit="µs", grid=(1024, 32768)),
     switch("slice_lag_scaling", "--slice-lag-scaling", "scale lag by CPU utilisation",
            families=_FLASH_1_0),
     integer("run_us_lag", "--run-us-lag", 32768, 0, 10_000_000, "runtime lag bound",
@@ -589,13 +611,13 @@ SCX_LAVD = SchedulerSpec(
         ParamSpec("power_mode", "choice", "autopilot", "--autopilot", render="choice_flag",
                   choices=tuple(_LAVD_MODES), flags=_LAVD_MODES, doc="power/performance mode"),
         integer("slice_max_us", "--slice-max-us", 5000, 100, 100_000, "maximum slice",
-                unit="µs"),
+                unit="µs", grid=(2500, 20000)),
         integer("slice_min_us", "--slice-min-us", 500, 50, 100_000, "minimum slice",
                 unit="µs"),
         integer("pinned_slice_us", "--pinned-slice-us", 5000, 100, 100_000,
                 "slice of pinned tasks", unit="µs"),
         integer("preempt_shift", "--preempt-shift", 6, 0, 10,
-                "preemption aggressiveness (lower = more)"),
+                "preemption aggressiveness (lower = more)", grid=(3, 9)),
         integer("lat_load_target_pct", "--lat-load-target-pct", 100, 1, 1000,
                 "latency load target", unit="%"),
         switch("no_wake_sync", "--no-wake-sync", "ignore WF_SYNC hints"),
@@ -636,7 +658,7 @@ def spec_from_config(name: str, cfg: Mapping[str, Any], base: SchedulerSpec | No
         old = params.get(pdata["name"])
         try:
             if old is not None:
-                merged = replace(old, **{k: tuple(v) if k == "choices" else v
+                merged = replace(old, **{k: tuple(v) if k in ("choices", "grid") else v
                                          for k, v in pdata.items()})
             else:
                 for key in ("kind", "flag"):
@@ -647,8 +669,9 @@ def spec_from_config(name: str, cfg: Mapping[str, Any], base: SchedulerSpec | No
                         raise CatalogError(f"new parameter {pdata['name']!r} needs a default")
                     pdata["default"] = False
                 pdata.setdefault("render", "switch" if pdata["kind"] == "bool" else "option")
-                if "choices" in pdata:
-                    pdata["choices"] = tuple(pdata["choices"])
+                for key in ("choices", "grid"):
+                    if key in pdata:
+                        pdata[key] = tuple(pdata[key])
                 merged = ParamSpec(**pdata)
         except (TypeError, CatalogError) as exc:
             raise CatalogError(f"{where}: parameter {pdata.get('name')!r}: {exc}") from None

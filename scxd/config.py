@@ -28,6 +28,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from scxd.policy import settings as ps
+from scxd.policy.registry import POLICY_NAMES
+
 DEFAULT_CONFIG_PATH = Path("/etc/scxd/config.toml")
 ENV_PREFIX = "SCXD_"
 ENV_NESTED = "__"
@@ -82,11 +85,24 @@ class TelemetryConfig(Section):
 
 
 class PolicyConfig(Section):
-    """Which policy decides, and what it optimises."""
+    """Which policy decides, and what it optimises (each learner's own table follows)."""
 
-    name: Literal["fixed", "rule"] = Field(
-        "rule", description="fixed = always the configured scheduler; rule = documented "
-        "threshold rule (busy CPUs → busy_scheduler, quiet → fair)")
+    name: str = Field(
+        "rule", description="the deciding policy, one of: " + ", ".join(POLICY_NAMES) +
+        " (fixed = always the configured scheduler; rule = documented threshold rule; "
+        "network = the torch policy-gradient learner; see README \"How it decides\")")
+    seed: int = Field(-1, ge=-1, le=2**63 - 1, description="seed of the policy's random "
+                      "generator (-1 = drawn from the OS and logged at start)")
+    arm_space: Literal["presets", "grid"] = Field(
+        "grid", description="arms the policy chooses among: presets = every preset of every "
+        "available scheduler; grid = also each explorable parameter along its declared grid")
+    checkpoint_every: int = Field(60, ge=1, le=10**6, json_schema_extra=unit("windows"),
+                                  description="learned state is saved (atomically, in "
+                                  "state_dir/policy) every this many windows and at exit")
+    pretrained: str = Field("builtin", description="state a learner starts from when "
+                            "state_dir has none: builtin = the checkpoint shipped with scxd "
+                            "(trained on the test-bed dataset), none = from scratch, or a "
+                            "checkpoint path")
     scheduler: str = Field("fair", description="scheduler the fixed policy holds (a catalog "
                            "name)")
     preset: str = Field("default", description="preset of that scheduler (a catalog preset)")
@@ -105,6 +121,22 @@ class PolicyConfig(Section):
     busy_schedulers: list[str] = Field(
         ["scx_lavd", "scx_bpfland", "scx_flash", "scx_simple"],
         description="rule: first available of these is used when busy")
+    uniform: ps.UniformConfig = ps.UniformConfig()
+    best_fixed: ps.BestFixedConfig = ps.BestFixedConfig()
+    linucb: ps.LinUCBConfig = ps.LinUCBConfig()
+    lints: ps.LinTSConfig = ps.LinTSConfig()
+    squarecb: ps.SquareCBConfig = ps.SquareCBConfig()
+    swucb: ps.SWUCBConfig = ps.SWUCBConfig()
+    asa: ps.ASAConfig = ps.ASAConfig()
+    vw: ps.VWConfig = ps.VWConfig()
+    network: ps.NetworkConfig = ps.NetworkConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in POLICY_NAMES:
+            raise ValueError(f"unknown policy {v!r} (known: {', '.join(map(repr, POLICY_NAMES))})")
+        return v
 
 
 class GuardConfig(Section):
@@ -209,6 +241,7 @@ class ParamConfig(Section):
     choices: list[str] | None = None
     pattern: str | None = None
     explore: bool | None = None
+    grid: list[Scalar] | None = None
 
 
 class SchedulerConfig(Section):
@@ -426,6 +459,8 @@ def _emit_fields(model: type[BaseModel], lines: list[str]) -> None:
     for name, info in model.model_fields.items():
         if isinstance(info.default, BaseModel) or name == "schedulers":
             continue
+        if info.description is None:
+            raise TypeError(f"{model.__name__}.{name} has no description")
         lines += textwrap.wrap(f"{info.description} ({_describe_field(info)})", width=98,
                                initial_indent="# ", subsequent_indent="# ")
         lines.append(f"{name} = {_toml_value(info.default)}")
@@ -449,6 +484,14 @@ def example_toml() -> str:
             lines.append(f"# {section.__doc__.strip()}")
             lines.append("")
             _emit_fields(section, lines)
+            for sub, sub_info in section.model_fields.items():
+                if isinstance(sub_info.default, BaseModel):
+                    table = type(sub_info.default)
+                    lines.append(f"[{name}.{sub}]")
+                    lines += textwrap.wrap(table.__doc__.strip(), width=98,
+                                           initial_indent="# ", subsequent_indent="# ")
+                    lines.append("")
+                    _emit_fields(table, lines)
     lines += SCHEDULERS_EXAMPLE.splitlines()
     return "\n".join(lines).rstrip() + "\n"
 
@@ -498,7 +541,12 @@ def effective_toml(settings: Settings) -> str:
     for k, v in data.items():
         if isinstance(v, dict):
             lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()
+                      if not isinstance(vv, dict)]
+            for kk, vv in v.items():
+                if isinstance(vv, dict):
+                    lines.append(f"\n[{k}.{kk}]")
+                    lines += [f"{kkk} = {_toml_value(vvv)}" for kkk, vvv in vv.items()]
     for name, table in settings.scheduler_overrides().items():
         lines.append(f"\n[schedulers.{name}]")
         lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in table.items()

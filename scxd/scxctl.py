@@ -182,9 +182,30 @@ def render(verb: str, r: dict[str, Any]) -> str:
             return r.get("note", "")
         d = r["decision"]
         lines = [f"window {r['window_id']}: {d['policy']} chose {d['arm']} "
-                 f"(p={d['propensity']:.3f}, {'explore' if d['explore'] else 'exploit'})",
+                 f"(p={d['propensity']:.3f}, {'explore' if d['explore'] else 'exploit'}, "
+                 f"exploration mode {d.get('mode', 'none')})",
                  f"  reason:  {d['reason']}", f"  guard:   {r['verdict']}"]
+        ex = r.get("executed")
+        if ex:
+            who = "the policy's draw" if ex["by_policy"] else "decided by the guard"
+            lines.append(f"  runs next: {ex['label']} (p={ex['propensity']:.3f} under "
+                         f"policy∘guard, {who})")
+        if r.get("basis"):
+            lines.append(f"  basis:   {r['basis']}")
         lines += [f"  score    {k}: {v:.4g}" for k, v in d.get("scores", {}).items()]
+        stats = d.get("stats") or {}
+        if stats:
+            lines.append("  stats:   " + ", ".join(f"{k}={v:.3g}" for k, v in stats.items()))
+        arms = r.get("arms") or []
+        if arms and any(a.get("value") is not None for a in arms):
+            lines.append(f"  {'probability':>11}  {'value':>8}  {'± uncert.':>9}  arm")
+            for a in arms[:15]:
+                v, u = a.get("value"), a.get("uncertainty")
+                vs = "" if v is None else f"{v:8.3f}"
+                us = "" if u is None else f"{u:9.3f}"
+                lines.append(f"  {a['probability']:11.4f}  {vs:>8}  {us:>9}  {a['arm']}")
+            if len(arms) > 15:
+                lines.append(f"  … {len(arms) - 15} more arms (--json shows all)")
         lines.append("  features: " + ", ".join(f"{k}={v:.3g}" for k, v in
                                                 r["features"].items()))
         if r.get("cost") is not None:

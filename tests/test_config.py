@@ -33,9 +33,16 @@ def test_every_key_is_documented_with_default():
                 comment.insert(0, lines[j])
                 j -= 1
             documented[line.split(" = ")[0]] = " ".join(comment)
+    tables = {line.strip("[]") for line in lines if line.startswith("[")}
     for section, value in Settings().model_dump().items():
         keys = value.keys() if isinstance(value, dict) else [section]
         for key in keys:
+            if isinstance(value, dict) and isinstance(value[key], dict):
+                # A nested table ([policy.network]): the table and each of its keys.
+                assert f"{section}.{key}" in tables, f"[{section}.{key}] missing"
+                for sub in value[key]:
+                    assert sub in documented, f"{section}.{key}.{sub} missing"
+                continue
             assert key in documented, f"{section}.{key} missing from the example"
             assert "default:" in documented[key], f"{section}.{key} has no documented default"
     assert "unit: s;" in documented["sample_interval"]

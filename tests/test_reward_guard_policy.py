@@ -11,7 +11,10 @@ from scxd.config import GuardConfig, PolicyConfig
 from scxd.features import featurize
 from scxd.guard import Guard
 from scxd.policy import eligible_arms
-from scxd.policy.baseline import FixedPolicy, RulePolicy, make_policy
+from scxd.policy.arms import ArmSet
+from scxd.policy.base import PolicyEnv
+from scxd.policy.baseline import FixedPolicy, RulePolicy
+from scxd.policy.registry import make_policy
 from scxd.probe import Availability, ProbedCatalog
 from scxd.reward import FairReference, cost, window_terms
 from scxd.types import Window
@@ -36,6 +39,10 @@ def probed(available: set[str]) -> ProbedCatalog:
     avail = {s.name: Availability(s.name, s.name in available or s.is_fair,
                                   binary_path=f"/x/{s.name}") for s in CAT}
     return ProbedCatalog(CAT, avail)
+
+
+def env(pc: ProbedCatalog) -> PolicyEnv:
+    return PolicyEnv(ArmSet.from_catalog(pc, "presets"), probed=pc)
 
 
 # -- reward -----------------------------------------------------------------------------------
@@ -209,23 +216,23 @@ def test_arms_come_from_available_explorable_entries():
 
 def test_fixed_policy():
     p = make_policy(PolicyConfig(name="fixed", scheduler="scx_simple", preset="fifo"),
-                    probed({"scx_simple"}))
+                    env(probed({"scx_simple"})))
     assert isinstance(p, FixedPolicy)
     d = p.decide(featurize(window()), eligible_arms(probed({"scx_simple"})))
     assert d.action.label() == "scx_simple -f" and d.propensity == 1.0
     assert math.isclose(sum(d.distribution.values()), 1.0) and not d.explore
-    gone = FixedPolicy(PolicyConfig(name="fixed", scheduler="scx_simple"), probed(set()))
+    gone = FixedPolicy(env(probed(set())), PolicyConfig(name="fixed", scheduler="scx_simple"))
     assert gone.target.is_fair and "unavailable" in gone.reason
     with pytest.raises(ValueError, match="no preset"):
-        FixedPolicy(PolicyConfig(name="fixed", scheduler="scx_simple", preset="x"),
-                    probed({"scx_simple"}))
+        FixedPolicy(env(probed({"scx_simple"})),
+                    PolicyConfig(name="fixed", scheduler="scx_simple", preset="x"))
 
 
 def test_rule_policy_hysteresis():
     cfg = PolicyConfig(name="rule", busy_cpu_pct=90, busy_windows=2, idle_windows=3,
                        busy_schedulers=["scx_lavd", "scx_simple"])
     pc = probed({"scx_simple"})
-    p = RulePolicy(cfg, pc)
+    p = RulePolicy(env(pc), cfg)
     arms = eligible_arms(pc)
     busy, quiet = window(T_busiest_cpu_pct_avg=95.0), window(T_busiest_cpu_pct_avg=10.0)
     seq = [busy, busy, quiet, quiet, busy, quiet, quiet, quiet]
@@ -237,6 +244,6 @@ def test_rule_policy_hysteresis():
 
 
 def test_rule_policy_without_any_busy_scheduler():
-    p = RulePolicy(PolicyConfig(), probed(set()))
+    p = RulePolicy(env(probed(set())), PolicyConfig())
     d = p.decide(featurize(window(T_busiest_cpu_pct_avg=99.0)), [FAIR])
     assert d.action.is_fair and "holding fair" in d.reason

@@ -42,7 +42,7 @@ def guest_run(artifacts, tmp_path_factory):
     out = tmp_path_factory.mktemp("guest")
     run = run_full(artifacts, [sys.executable, "-m", "scxd.testbed.guest_scenarios",
                                "--testbed", str(artifacts.root), "--out", str(out)],
-                   out, timeout=1200)
+                   out, timeout=2400)  # the network policy imports torch twice: ~80 s each
     if run.problem():
         pytest.fail(run.problem(), pytrace=False)
     return run.by_name()

@@ -1,74 +1,87 @@
 """Policies behind one interface: ``decide(features, eligible_arms) → Decision`` and
-``update(record)``.
+``update(transition)``.
 
 A :class:`Decision` carries the chosen arm, the *full* action distribution it was drawn from
-(so every decision logs its propensity, and offline evaluation can re-weight it), whether it
-explored, the policy's version, per-arm scores for ``scxctl explain`` and a reason.
+(keyed by arm key, :mod:`scxd.policy.arms`; so every decision logs its propensity, and
+offline evaluation can re-weight it), whether it explored, the policy's version, per-arm
+value and uncertainty estimates and the exploration mode for ``scxctl explain``, and a reason.
+``update`` receives the typed :class:`scxd.record.Transition` (context, executed arm,
+composite propensity, reward of the window that ran it).
 
-Shipped here: ``fixed`` (the configured scheduler + preset) and ``rule`` (a documented
-threshold rule in the spirit of scx_loader's ``--auto``).  Both are deterministic: the chosen
-arm has probability 1.  The learning policy (torch, exploration, policy gradient) plugs in
-behind the same protocol.
+The policies themselves are registered in :mod:`scxd.policy.registry` (name → factory and
+``[policy.<name>]`` config model): ``fixed`` and ``rule`` (:mod:`scxd.policy.baseline`), the
+learners of :mod:`scxd.policy.linear`, :mod:`scxd.policy.offline`, :mod:`scxd.policy.vw`,
+and the torch network (:mod:`scxd.policy.network`, the only module that imports torch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scxd.catalog import Action
 from scxd.features import FeatureVector
+from scxd.policy.arms import arm_key
 from scxd.probe import ProbedCatalog
+
+if TYPE_CHECKING:
+    from scxd.record import Transition
 
 
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    distribution: dict[str, float]       # arm label → probability (sums to 1)
+    distribution: dict[str, float]       # arm key → probability (sums to 1)
     explore: bool
     policy: str
     policy_version: str
     reason: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)        # arm key → estimated reward
+    uncertainty: dict[str, float] = field(default_factory=dict)   # arm key → its std. error
+    mode: str = "none"                   # exploration: none, epsilon, ucb, thompson, …
+    stats: dict[str, float] = field(default_factory=dict)         # ε, entropy, losses, …
+
+    @property
+    def key(self) -> str:
+        return arm_key(self.action)
 
     @property
     def propensity(self) -> float:
-        return self.distribution.get(self.action.label(), 0.0)
+        return self.distribution.get(self.key, 0.0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action.as_dict(), "arm": self.action.label(),
+        return {"action": self.action.as_dict(), "arm": self.action.label(), "key": self.key,
                 "distribution": self.distribution, "propensity": self.propensity,
                 "explore": self.explore, "policy": self.policy,
                 "policy_version": self.policy_version, "reason": self.reason,
-                "scores": self.scores}
+                "scores": self.scores, "values": self.values,
+                "uncertainty": self.uncertainty, "mode": self.mode, "stats": self.stats}
 
 
 class Policy(Protocol):
     name: str
     version: str
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision: ...
+    def decide(self, features: FeatureVector, eligible: Sequence[Action],
+               current: Action | None = None) -> Decision:
+        """Choose among ``eligible``; ``current`` is what runs now (a swap has a price)."""
+        ...
 
-    def update(self, record: Mapping[str, Any]) -> None: ...
+    def update(self, transition: Transition) -> None: ...
 
 
 def eligible_arms(probed: ProbedCatalog) -> list[Action]:
-    """The fair scheduler plus every preset of every available, explorable scheduler."""
-    arms = [probed.catalog.fair()]
-    for spec in probed.catalog:
-        if spec.is_fair or not spec.explore or not probed.availability[spec.name].available:
-            continue
-        seen: set[tuple[str, ...]] = set()
-        for preset in spec.presets:
-            action = probed.catalog.action(spec.name, preset=preset)
-            if action.argv not in seen:  # presets that render alike are one arm
-                seen.add(action.argv)
-                arms.append(action)
-    return arms
+    """The fair scheduler plus every preset of every available, explorable scheduler
+    (presets that render alike are one arm); :class:`scxd.policy.arms.ArmSet` also offers
+    the parameter grid."""
+    from scxd.policy.arms import ArmSet
+
+    return ArmSet.from_catalog(probed, "presets").actions()
 
 
 def point_mass(chosen: Action, eligible: Sequence[Action]) -> dict[str, float]:
-    dist = {a.label(): 0.0 for a in eligible}
-    dist[chosen.label()] = 1.0
+    dist = {arm_key(a): 0.0 for a in eligible}
+    dist[arm_key(chosen)] = 1.0
     return dist

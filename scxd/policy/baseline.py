@@ -15,8 +15,8 @@ is > 90 % busy for 5 s and stops it after 30 s below):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from scxd.catalog import Action, CatalogError
 from scxd.config import PolicyConfig
@@ -24,12 +24,23 @@ from scxd.features import FeatureVector
 from scxd.policy import Decision, point_mass
 from scxd.probe import ProbedCatalog
 
+if TYPE_CHECKING:
+    from scxd.policy.base import PolicyEnv
+    from scxd.record import Transition
+
+
+def _probed(env: PolicyEnv) -> ProbedCatalog:
+    if env.probed is None:
+        raise ValueError("this policy needs the probed catalog")
+    return env.probed
+
 
 class FixedPolicy:
     name = "fixed"
     version = "fixed-1"
 
-    def __init__(self, cfg: PolicyConfig, probed: ProbedCatalog):
+    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
+        probed = _probed(env)
         self.reason = f"configured: {cfg.scheduler} preset {cfg.preset}"
         try:
             self.target = probed.catalog.action(cfg.scheduler, preset=cfg.preset)
@@ -40,13 +51,14 @@ class FixedPolicy:
             self.reason = f"{cfg.scheduler} unavailable ({avail.reason}); holding fair"
             self.target = probed.catalog.fair()
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision:
+    def decide(self, features: FeatureVector, eligible: Sequence[Action],
+               current: Action | None = None) -> Decision:
         arms = list(eligible) if any(a.same_as(self.target) for a in eligible) else \
             [*eligible, self.target]
         return Decision(self.target, point_mass(self.target, arms), False, self.name,
                         self.version, self.reason, {self.target.label(): 1.0})
 
-    def update(self, record: Mapping[str, Any]) -> None:
+    def update(self, transition: Transition) -> None:
         """A fixed policy learns nothing."""
 
 
@@ -54,7 +66,8 @@ class RulePolicy:
     name = "rule"
     version = "rule-1"
 
-    def __init__(self, cfg: PolicyConfig, probed: ProbedCatalog):
+    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
+        probed = _probed(env)
         self.cfg = cfg
         self.fair = probed.catalog.fair()
         self.busy_target: Action | None = None
@@ -67,7 +80,8 @@ class RulePolicy:
         self.quiet_run = 0
         self.choice = self.fair
 
-    def decide(self, features: FeatureVector, eligible: Sequence[Action]) -> Decision:
+    def decide(self, features: FeatureVector, eligible: Sequence[Action],
+               current: Action | None = None) -> Decision:
         # The "busiest_cpu" feature is the busiest CPU's utilisation as a fraction.
         busiest = 100.0 * features.as_dict()["busiest_cpu"]
         busy = busiest >= self.cfg.busy_cpu_pct
@@ -96,11 +110,6 @@ class RulePolicy:
         return Decision(self.choice, point_mass(self.choice, arms), False, self.name,
                         self.version, reason, scores)
 
-    def update(self, record: Mapping[str, Any]) -> None:
+    def update(self, transition: Transition) -> None:
         """The rule does not learn."""
 
-
-def make_policy(cfg: PolicyConfig, probed: ProbedCatalog) -> FixedPolicy | RulePolicy:
-    if cfg.name == "fixed":
-        return FixedPolicy(cfg, probed)
-    return RulePolicy(cfg, probed)

@@ -41,7 +41,9 @@ from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize
 from scxd.hostfs import HostFS
 from scxd.journal import JournalWriter, window_measurements
 from scxd.observe import samples_per_window
+from scxd.policy.arms import ArmSet, arm_key
 from scxd.probe import probe_catalog
+from scxd.record import Choice, Context, WindowRecord
 from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler
 from scxd.window import Windower
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
               "kernel": os.uname().release, "recorder": vars(args) | {
                   "testbed": str(args.testbed), "out": str(args.out)},
               "versions": versions(), "arms": [a.label() for a in arms],
+              "arm_set": ArmSet(arms).header(),
               "workloads": {w.name: w.describe for w in workloads}}
     journal = JournalWriter(args.out / "journal", header, max_file_bytes=2**40, fsync=True)
     runs_path = args.out / "runs.jsonl"
@@ -237,15 +240,22 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
         if w is None:
             continue
         features = featurize(w)
-        journal.append({
-            "kind": "window", "at": time.time(), "run_id": run_id, "arm": arm.label(),
-            "workload": wl.name, "repeat": repeat, "index": index,
-            "warmup": index < args.warmup, **window_measurements(w, features),
-            "running": arm.label(), "mode": act.mode,
-            "decision": {"policy": "uniform-design", "arm": arm.label(),
-                         "propensity": 1.0 / n_arms, "explore": True},
-            "events": events, "verified": act.verified(arm),
-        })
+        measured = window_measurements(w, features)
+        key = arm_key(arm)
+        # The design holds the arm for the whole run; it was drawn once, uniformly.
+        choice = Choice(key, arm.label(), 1.0 / n_arms, None, True, True, "uniform-design")
+        journal.append(WindowRecord(
+            at=time.time(), context=Context(features.schema, features.version,
+                                            tuple(float(v) for v in features.values),
+                                            features.missing),
+            running=key, running_label=arm.label(), warmup=index < args.warmup,
+            terms=measured["terms"], choice=choice,
+            tags={"run_id": run_id, "workload": wl.name, "repeat": repeat, "index": index},
+            extra={**{k: v for k, v in measured.items() if k not in ("features", "terms")},
+                   "arm": arm.label(), "mode": act.mode,
+                   "decision": {"policy": "uniform-design", "arm": arm.label(),
+                                "propensity": 1.0 / n_arms, "explore": True},
+                   "events": events, "verified": act.verified(arm)}).to_journal())
         events = []
         index += 1
     outputs = []

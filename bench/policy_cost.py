@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""What a policy costs the daemon: decision + update latency, and RSS over time.
+
+Part 1 (in process, torch on one thread): every registered policy (or ``--policies``)
+decides and learns ``--steps`` times on feature vectors replayed from the dataset, once over
+the dataset's arms and once over the daemon's arm set (every catalog scheduler available,
+``arm_space = "grid"``), each step exactly what ``scxd run`` does per window: decide on the
+features with the running arm, then update with the joined transition.  Prints p50 / p99 of
+decide, update and both, per policy, side by side.
+
+Part 2 (``--daemon-minutes`` > 0): ``scxd run`` in advisory mode on this host with
+``policy.name = network`` (its shipped pretrained checkpoint, checkpoints every 60 windows)
+for that long, RSS sampled every 10 s: start / end / max and the least-squares growth slope;
+the journal's per-window decision and update times.
+
+Targets (issue "the adaptive policy"): decision + update p99 ≤ 2 ms for the network with
+one torch thread; daemon RSS with the torch policy ≤ 400 MB and flat over an hour.
+
+    .venv/bin/python bench/policy_cost.py [--steps 2000] [--daemon-minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scxd.catalog import build_catalog  # noqa: E402
+from scxd.config import PolicyConfig  # noqa: E402
+from scxd.features import FeatureVector  # noqa: E402
+from scxd.journal import JournalReader  # noqa: E402
+from scxd.policy import registry  # noqa: E402
+from scxd.policy.arms import ArmSet  # noqa: E402
+from scxd.policy.base import PolicyEnv  # noqa: E402
+from scxd.probe import Availability, ProbedCatalog  # noqa: E402
+from scxd.record import Transition  # noqa: E402
+from scxd.replay.logs import load_logs  # noqa: E402
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def slope_per_hour(points: list[tuple[float, float]]) -> float:
+    if len(points) < 2:
+        return 0.0
+    xs, ys = zip(*points, strict=True)
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    den = sum((x - mx) ** 2 for x in xs) or 1.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den * 3600
+
+
+def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[np.ndarray],
+                steps: int) -> tuple[np.ndarray, np.ndarray]:
+    cfg = PolicyConfig(name=name, pretrained="none")
+    pol = registry.make_policy(cfg, PolicyEnv(arms, seed=0, probed=probed,
+                                              feature_names=tuple(f"f{i}" for i in
+                                                                  range(len(contexts[0])))))
+    eligible = arms.actions()
+    rng = np.random.default_rng(0)
+    current = eligible[0]
+    dec, upd = [], []
+    prev_ctx, prev_choice = None, None
+    for i in range(steps + 200):
+        x = contexts[i % len(contexts)]
+        fv = FeatureVector("bench", 1, x, ())
+        t0 = time.perf_counter()
+        d = pol.decide(fv, eligible, current)
+        t1 = time.perf_counter()
+        if prev_ctx is not None:
+            pol.update(Transition(prev_ctx, "bench", 1, prev_choice.key, prev_choice.propensity,
+                                  float(rng.normal(0, 0.3)), 0.0, {}, False,
+                                  previous=arms.find(current).key))
+        t2 = time.perf_counter()
+        if i >= 200:   # warm-up: first allocations, torch's lazy init
+            dec.append(t1 - t0)
+            upd.append(t2 - t1)
+        prev_ctx, prev_choice, current = x, d, d.action
+    return np.array(dec), np.array(upd)
+
+
+def part1(steps: int, policies: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    log = load_logs(datasets=[str(REPO / "data" / "testbed")])
+    contexts = [r.context.array() for r in log.records]
+    catalog = build_catalog()
+    everything = ProbedCatalog(catalog, {s.name: Availability(s.name, True) for s in catalog})
+    present = {a.scheduler for a in log.arms}
+    dataset_probed = ProbedCatalog(catalog, {s.name: Availability(s.name, s.name in present)
+                                             for s in catalog})
+    sets = (("dataset", log.arms, dataset_probed),
+            ("daemon grid", ArmSet.from_catalog(everything, "grid"), everything))
+    print(f"decide + update, {steps} steps after 200 warm-up, torch threads "
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"{'policy':14s} {'arms':>5s} {'decide p50':>10s} {'p99':>7s} {'update p50':>10s} "
+          f"{'p99':>7s} {'both p50':>9s} {'both p99':>9s}  (ms)")
+    for name in policies:
+        if registry.entry(name).available():
+            print(f"{name:14s} skipped: {registry.entry(name).available()}")
+            continue
+        for label, arms, probed in sets:
+            dec, upd = time_policy(name, arms, probed, contexts, steps)
+            both = dec + upd
+            print(f"{name:14s} {len(arms):5d} {1e3 * pct(dec, 50):10.3f} "
+                  f"{1e3 * pct(dec, 99):7.3f} {1e3 * pct(upd, 50):10.3f} "
+                  f"{1e3 * pct(upd, 99):7.3f} {1e3 * pct(both, 50):9.3f} "
+                  f"{1e3 * pct(both, 99):9.3f}  {label}")
+
+
+def part2(minutes: float) -> None:
+    scxd = Path(sys.executable).with_name("scxd")
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = tmp / "scxd.toml"
+        cfg.write_text(f'state_dir = "{tmp}/state"\n[control]\nsocket = "{tmp}/scxd.sock"\n'
+                       f'[metrics]\naddress = "127.0.0.1:{port}"\n'
+                       '[policy]\nname = "network"\n')
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen([str(scxd), "run", "--config", str(cfg)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ps = psutil.Process(proc.pid)
+        points = []
+        try:
+            time.sleep(30)
+            start = ps.memory_info().rss / 2**20
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < minutes * 60:
+                time.sleep(10)
+                points.append((time.monotonic(), ps.memory_info().rss / 2**20))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        windows = list(JournalReader(tmp / "state" / "journal").windows())
+        ckpt = (tmp / "state" / "policy" / "network.npz").exists()
+    dec = [w["decision_seconds"] for w in windows]
+    upd = [w.get("update_seconds", 0.0) for w in windows]
+    both = [a + b for a, b in zip(dec, upd, strict=True)]
+    print(f"scxd run, advisory, policy network, {minutes:.0f} min, {len(windows)} windows, "
+          f"checkpoint written: {ckpt}")
+    print(f"RSS start / end / max  {start:.1f} / {points[-1][1]:.1f} / "
+          f"{max(p[1] for p in points):.1f} MB   (target ≤ 400 MB)")
+    print(f"RSS growth             {slope_per_hour(points):+.2f} MB/hour   (target: flat)")
+    print(f"window: decision p50/p99 {1e3 * pct(dec, 50):.3f} / {1e3 * pct(dec, 99):.3f} ms, "
+          f"update p50/p99 {1e3 * pct(upd, 50):.3f} / {1e3 * pct(upd, 99):.3f} ms, "
+          f"both p99 {1e3 * pct(both, 99):.3f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--policies", default="", help="comma-separated (default: all)")
+    ap.add_argument("--daemon-minutes", type=float, default=0.0)
+    args = ap.parse_args()
+    names = [p for p in args.policies.split(",") if p] or [e.name for e in registry.ENTRIES]
+    if args.steps:
+        part1(args.steps, names)
+    if args.daemon_minutes > 0:
+        part2(args.daemon_minutes)
+
+
+if __name__ == "__main__":
+    main()

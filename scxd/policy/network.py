@@ -1,0 +1,460 @@
+"""``network``: the torch policy — the only module of scxd that imports torch.
+
+**Model.**  A shared trunk (two layers, ``hidden`` wide) reads the standardised window features.
+Two heads read the trunk:
+
+* the *actor*: a factorised distribution — a scheduler factor, then for every parameter that
+  varies among that scheduler's arms a factor over its values given the scheduler
+  (:class:`scxd.policy.arms.Factorisation`).  An arm's probability is the exact product of
+  its factors, renormalised over the eligible arms (a no-op over the full grid product), so a
+  space of 20 booleans costs 20 two-way factors, not 2²⁰ outputs, and every propensity is
+  exact;
+* the *critic*: an ensemble of ``ensemble`` additive value models over the same factors
+  (Q(x, a) = q_s(x) + Σ_d q_{s,d,v}(x)); the members see different bootstrap weights of
+  the data, and their disagreement σ(x, a) is the uncertainty estimate.
+
+**Exploration** (``exploration``), always as a distribution with an exact propensity:
+
+* the actor's own values are v(a) = α·log π(a|x) (with entropy weight α the actor tends to
+  π ∝ exp(Q/α)), less ``switch_cost`` for every arm but the one running (hysteresis);
+* ``epsilon`` — (1 − ε) on the best v, ε spread uniformly, ε decaying from
+  ``epsilon_start`` to ``epsilon_floor`` with half-life ``epsilon_half_life`` updates;
+* ``ucb`` — the arm maximising v(a) + β·σ(x, a) (an optimism bonus of β ensemble standard
+  deviations), with ``floor`` probability mass spread over the eligible arms.
+
+**Training** (``update``, one transition per closed window; ``pretrain`` on recorded data):
+the critic regresses the switching-cost-adjusted reward (r − ``switch_cost`` if the arm was a
+swap); the actor follows the policy gradient — the all-actions gradient
+Σ_a ∇π(a|x)·(Q̄(x, a) − V(x)) through the critic, plus the sampled gradient
+w·(r − V(x))·∇log π(a_t|x) with the learned baseline V(x) = Σ_a π(a|x)Q̄(x, a) and the
+importance weight w = min(π(a_t|x)/μ_t, ``max_weight``) — μ_t is the logged propensity of the
+composite policy∘guard that really chose a_t — plus an entropy bonus.  Minibatches come from
+a sliding window of the last ``replay`` transitions (older ones are forgotten).
+
+**Non-stationarity.**  Beyond the sliding window, two detectors re-open exploration (ε, or
+the ucb floor mass, jumps to ``change_reopen`` and halves every ``reopen_half_life``
+decisions): a jump of the standardised features away from their recent average (a new
+workload), and a Page-Hinkley test on the critic's residual r − Q̄(x, a_t) (the same
+workload now rewards differently).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from scxd.catalog import format_value
+from scxd.policy import explore as ex
+from scxd.policy.arms import ArmSet
+from scxd.policy.base import Learner, OfflineData, PolicyEnv
+
+if TYPE_CHECKING:
+    from scxd.config import PolicyConfig
+    from scxd.record import Transition
+
+
+def factor_keys(arms: ArmSet) -> tuple[list[str], list[int], np.ndarray]:
+    """(factor keys, softmax group of each factor, arm × factor incidence matrix).
+
+    Group 0 is the choice of scheduler; then one group per (scheduler, varying parameter),
+    over that parameter's values."""
+    f = arms.factorisation()
+    keys: list[str] = [f"scheduler={s}" for s in f.schedulers]
+    groups: list[int] = [0] * len(f.schedulers)
+    offsets: dict[tuple[str, str], int] = {}
+    g = 0
+    for s in f.schedulers:
+        for d in f.dims[s]:
+            g += 1
+            offsets[(s, d.param)] = len(keys)
+            keys += [f"{s}|{d.param}={format_value(v)}" for v in d.values]
+            groups += [g] * len(d.values)
+    inc = np.zeros((len(arms), len(keys)), dtype=np.float32)
+    for i, (si, vals) in enumerate(f.codes):
+        s = f.schedulers[si]
+        inc[i, si] = 1.0
+        for d, vi in zip(f.dims[s], vals, strict=True):
+            inc[i, offsets[(s, d.param)] + vi] = 1.0
+    return keys, groups, inc
+
+
+#: Page-Hinkley's tolerated drift per window (reward units): residuals below it never add up.
+PH_DELTA = 0.05
+
+
+class Replay:
+    """The sliding window of recent transitions, as preallocated ring buffers."""
+
+    def __init__(self, size: int, n_in: int, ensemble: int):
+        self.x = np.zeros((size, n_in), np.float32)
+        self.arm = np.zeros(size, np.int64)
+        self.r = np.zeros(size, np.float32)
+        self.mu = np.ones(size, np.float32)
+        self.boot = np.zeros((size, ensemble), np.float32)
+        self.size, self.n, self.next = size, 0, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def clear(self) -> None:
+        self.n = self.next = 0
+
+    def add(self, x: np.ndarray, arm: int, r: float, mu: float, boot: np.ndarray) -> None:
+        i = self.next
+        self.x[i], self.arm[i], self.r[i], self.mu[i], self.boot[i] = x, arm, r, mu, boot
+        self.next = (i + 1) % self.size
+        self.n = min(self.n + 1, self.size)
+
+    def newest(self) -> int:
+        return (self.next - 1) % self.size
+
+    def batch(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        return self.x[idx], self.arm[idx], self.r[idx], self.mu[idx], self.boot[idx]
+
+
+class Net(nn.Module):
+    def __init__(self, n_in: int, hidden: int, n_factors: int, ensemble: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, hidden), nn.Tanh())
+        self.actor = nn.Linear(hidden, n_factors)
+        self.critic = nn.Linear(hidden, ensemble * n_factors)
+        self.ensemble = ensemble
+        self.n_factors = n_factors
+        nn.init.zeros_(self.actor.weight)
+        nn.init.zeros_(self.actor.bias)
+        nn.init.normal_(self.critic.weight, std=0.05)
+        nn.init.zeros_(self.critic.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.actor(h), self.critic(h).view(-1, self.ensemble, self.n_factors)
+
+
+class NetworkPolicy(Learner):
+    name = "network"
+    version = "network-1"
+
+    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
+        super().__init__(env, cfg)
+        c = self.c = cfg.network
+        torch.set_num_threads(c.threads)
+        self.mode = c.exploration
+        self.gen = torch.Generator().manual_seed(env.seed)
+        torch.manual_seed(env.seed)
+        self.factor_keys, groups, inc = factor_keys(self.arms)
+        self.inc = torch.from_numpy(inc)                               # (K, F)
+        self.inc_np = inc
+        n_groups = max(groups) + 1
+        width = max(groups.count(g) for g in range(n_groups))
+        # Scatter factors into a (width × groups) grid padded with −inf, so one log_softmax
+        # over the first axis normalises every factor group at once (torch's CPU softmax is
+        # fast along a long contiguous axis, slow along many short rows).
+        slot = [0] * n_groups
+        self.grid_index = torch.zeros(len(groups), dtype=torch.long)
+        for i, g in enumerate(groups):
+            self.grid_index[i] = slot[g] * n_groups + g
+            slot[g] += 1
+        self.grid_shape = (width, n_groups)
+        # Each arm as the list of its factors, padded with a factor that is always 0: an
+        # arm's log q (or value) is a gather and a sum, not a dense (K × F) product.
+        per_arm = [np.flatnonzero(row) for row in inc]
+        longest = max(len(f) for f in per_arm)
+        pad = len(self.factor_keys)
+        self.arm_factors = torch.tensor(np.array(
+            [np.r_[f, [pad] * (longest - len(f))] for f in per_arm]), dtype=torch.long)
+        # Input: the standardised features and the running arm's factors (what runs shapes
+        # what is measured: the same workload looks different under another scheduler).
+        self.n_in = env.n_features + 1 + len(self.factor_keys)
+        self.net = Net(self.n_in, c.hidden, len(self.factor_keys), c.ensemble)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=c.lr, fused=True)
+        self.memory = Replay(c.replay, self.n_in, c.ensemble)
+        self._recent_q: deque[tuple[bytes, np.ndarray]] = deque(maxlen=4)
+        self.reopen = 0.0            # extra exploration after a detected change, decays
+        self.reopen_t = 0
+        self.decisions = 0
+        self.ctx_mean: np.ndarray | None = None
+        self._evidence_sum: np.ndarray | None = None
+        self._evidence_n = 0.0
+        self._evidence_arm: int | None = None
+        self.ph_mean = 0.0
+        self.ph_sum = 0.0
+        self.ph_min = 0.0
+        self.ph_n = 0
+        self.changes = 0
+        self.losses = {"critic": 0.0, "actor": 0.0}
+
+    # -- the model -----------------------------------------------------------------------------
+    def _arm_logq(self, actor_logits: torch.Tensor) -> torch.Tensor:
+        """log q(a|x) for every arm: product of factor probabilities (in log space)."""
+        n = actor_logits.shape[0]
+        width, groups = self.grid_shape
+        grid = torch.full((width * groups, n), -math.inf).index_copy(
+            0, self.grid_index, actor_logits.T)
+        logp = torch.log_softmax(grid.view(width, groups * n), dim=0).view(width * groups, n)
+        return self._per_arm(logp.index_select(0, self.grid_index).T)
+
+    def _per_arm(self, factors: torch.Tensor) -> torch.Tensor:
+        """(..., F) per-factor numbers → (..., K) per-arm sums over each arm's factors."""
+        lead = factors.shape[:-1]
+        # Factors first (rows), everything else flattened behind: selecting whole rows is
+        # what index_select does fast on CPU.
+        rows = factors.reshape(-1, factors.shape[-1]).T
+        rows = torch.cat([rows, rows.new_zeros(1, rows.shape[1])], dim=0)
+        k, longest = self.arm_factors.shape
+        per_arm = rows.index_select(0, self.arm_factors.view(-1)).view(k, longest, -1).sum(1)
+        return per_arm.T.reshape(*lead, k)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log π over all arms (n, K), critic values per member (n, E, K))."""
+        logits, crit = self.net(x)
+        logq = self._arm_logq(logits)
+        logpi = logq - torch.logsumexp(logq, dim=1, keepdim=True)
+        return logpi, self._per_arm(crit)
+
+    def epsilon(self) -> float:
+        base = ex.epsilon_at(self.updates, self.c.epsilon_start, self.c.epsilon_floor,
+                             self.c.epsilon_half_life)
+        return max(base, self.reopen_now())
+
+    def reopen_now(self) -> float:
+        """Extra exploration after a detected change, halving every reopen_half_life
+        decisions."""
+        if self.reopen <= 0:
+            return 0.0
+        return self.reopen * math.pow(2.0, -(self.decisions - self.reopen_t) /
+                                      self.c.reopen_half_life)
+
+    def _context_shift(self, x: np.ndarray) -> float:
+        """Mean absolute difference (in standard deviations) between this window's features
+        and their recent average; updates that average."""
+        if self.ctx_mean is None:
+            self.ctx_mean = x.copy()
+            return 0.0
+        shift = float(np.abs(x[:-1] - self.ctx_mean[:-1]).mean())
+        self.ctx_mean += 0.2 * (x - self.ctx_mean)
+        return shift
+
+    def _evidence(self, value: np.ndarray, shifted: bool) -> np.ndarray:
+        """The values averaged over the windows since the running arm or the workload last
+        changed (at most ``evidence_windows``): one noisy window must not flip a choice
+        that the previous ones supported."""
+        if shifted or self.current != self._evidence_arm or self._evidence_sum is None:
+            self._evidence_sum, self._evidence_n = np.zeros_like(value), 0.0
+            self._evidence_arm = self.current
+        cap = float(self.c.evidence_windows)
+        if self._evidence_n >= cap:   # an exponential window beyond the cap
+            self._evidence_sum *= (cap - 1.0) / cap
+            self._evidence_n = cap - 1.0
+        self._evidence_sum += value
+        self._evidence_n += 1.0
+        return self._evidence_sum / self._evidence_n
+
+    def _reopen(self) -> None:
+        self.changes += 1
+        self.reopen, self.reopen_t = self.c.change_reopen, self.decisions
+
+    def _input(self, x: np.ndarray, running: int | None) -> np.ndarray:
+        enc = self.inc_np[running] if running is not None else np.zeros(self.inc_np.shape[1],
+                                                                         np.float32)
+        return np.concatenate([x.astype(np.float32), enc])
+
+    def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+        self.decisions += 1
+        shifted = self._context_shift(x) > self.c.context_shift
+        if shifted:
+            self._reopen()
+        xin = self._input(x, self.current)
+        with torch.inference_mode():
+            logpi, q = self._forward(torch.from_numpy(xin)[None])
+        logpi = logpi[0].double().numpy()
+        q = q[0].double().numpy()
+        mean, sd = q.mean(axis=0), q.std(axis=0)
+        self._recent_q.append((xin.tobytes(), mean))
+        pi = ex.softmax(logpi, mask)
+        # The actor's own values: with entropy weight α it tends to π ∝ exp(Q/α), so
+        # α·log π(a) is the value of a up to a constant.  Staying costs nothing; a swap
+        # costs switch_cost (hysteresis: no swap for a gain smaller than its price).
+        alpha = max(self.c.entropy, 1e-3)
+        value = self._evidence(alpha * logpi, shifted)
+        value = np.where(mask, value, -np.inf)
+        if self.current is not None:
+            value = value - self.c.switch_cost * (np.arange(self.k) != self.current)
+        stats = {"epsilon": 0.0, "changes": float(self.changes),
+                 "reopen": self.reopen_now(), **self.losses}
+        n = max(int(mask.sum()), 1)
+        if self.mode == "epsilon":
+            eps = self.epsilon()
+            score = value
+            probs = (1.0 - eps) * ex.greedy(score, mask) + eps * ex.uniform(mask)
+            stats["epsilon"] = eps
+        else:
+            mass = max(self.c.floor, self.reopen_now())
+            score = value + self.c.ucb_beta * sd
+            probs = ex.with_floor(ex.greedy(score, mask), mask, mass / n)
+            stats["floor"] = mass
+        return probs, {"values": mean, "uncertainty": sd, "mode": self.mode, "stats": stats,
+                       "policy": pi, "greedy": int(np.argmax(np.where(mask, score, -np.inf)))}
+
+    # -- learning ------------------------------------------------------------------------------
+    def learn(self, x: np.ndarray, arm: int, reward: float, propensity: float,
+              transition: Transition | None) -> None:
+        swapped = bool(transition is not None and transition.swapped)
+        r = reward - (self.c.switch_cost if swapped else 0.0)
+        boot = self.rng.poisson(1.0, self.c.ensemble).astype(np.float32)
+        prev = transition.previous if transition is not None else ""
+        xin = self._input(x, self.arms.index(prev) if prev in self.arms else None)
+        self.memory.add(xin, arm, r, propensity, boot)
+        self._detect_change(xin, arm, r)
+        lr = self.c.lr if self.updates < self.c.warm_updates else self.c.online_lr
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self._train(self.c.steps, newest=True)
+
+    def _detect_change(self, x: np.ndarray, arm: int, r: float) -> None:
+        """Page-Hinkley on the critic's residual: a sustained drop in reward vs expectation
+        (the threshold is in reward units summed over windows)."""
+        key = x.tobytes()
+        qbar = next((q for k, q in self._recent_q if k == key), None)
+        if qbar is None:   # not decided here (e.g. a journal replayed): evaluate it now
+            with torch.inference_mode():
+                _, q = self._forward(torch.from_numpy(x)[None])
+            qbar = q[0].mean(dim=0).double().numpy()
+        resid = float(qbar[arm]) - r                    # > 0: worse than expected
+        self.ph_n += 1
+        self.ph_mean += (resid - self.ph_mean) / self.ph_n
+        self.ph_sum += resid - self.ph_mean - PH_DELTA
+        self.ph_min = min(self.ph_min, self.ph_sum)
+        if self.ph_n > 20 and self.ph_sum - self.ph_min > self.c.change_threshold:
+            self._reopen()
+            self.ph_mean = self.ph_sum = self.ph_min = 0.0
+            self.ph_n = 0
+
+    def _train(self, steps: int, newest: bool = False) -> None:
+        n = len(self.memory)
+        if n == 0:
+            return
+        for _ in range(steps):
+            idx = self.rng.choice(n, size=min(self.c.batch, n), replace=False)
+            if newest:
+                idx[0] = self.memory.newest()
+            self._step(*self.memory.batch(idx))
+
+    def _step(self, x: np.ndarray, arms: np.ndarray, r: np.ndarray, mu: np.ndarray,
+              boot: np.ndarray) -> None:
+        xt = torch.from_numpy(x)
+        at = torch.from_numpy(arms).long()
+        rt = torch.from_numpy(r)
+        logits, crit = self.net(xt)                           # (n, F), (n, E, F)
+        logq = self._arm_logq(logits)
+        logpi = logq - torch.logsumexp(logq, dim=1, keepdim=True)       # (n, K)
+        # The critic is regressed on the taken arm only: its factors, per member.
+        padded = torch.cat([crit, crit.new_zeros(*crit.shape[:2], 1)], dim=2)
+        idx = self.arm_factors.index_select(0, at)                       # (n, L)
+        q_taken = padded.gather(2, idx[:, None, :].expand(-1, crit.shape[1], -1)).sum(2)
+        bt = torch.from_numpy(boot)
+        critic_loss = ((q_taken - rt[:, None]) ** 2 * bt).sum() / bt.sum().clamp(min=1.0)
+        pi = logpi.exp()
+        with torch.no_grad():   # the actor's target: the ensemble mean, every arm
+            qbar = self._per_arm(crit.mean(dim=1))
+        v = (pi.detach() * qbar).sum(dim=1)                   # learned baseline V(x)
+        all_actions = (pi * (qbar - v[:, None])).sum(dim=1)
+        logpi_taken = logpi.gather(1, at.view(-1, 1)).squeeze(1)
+        w = (logpi_taken.detach().exp() / torch.from_numpy(mu).clamp(min=1e-6)).clamp(
+            max=self.c.max_weight)
+        sampled = w * (rt - v) * logpi_taken
+        entropy = -(pi * logpi).sum(dim=1)
+        actor_loss = -(all_actions + sampled + self.c.entropy * entropy).mean()
+        loss = critic_loss + actor_loss
+        self.opt.zero_grad()
+        loss.backward()   # no gradient clipping: rewards are clipped log-ratios and the
+        self.opt.step()   # importance weights are clipped at max_weight
+        self.losses = {"critic_loss": float(critic_loss.detach()),
+                       "actor_loss": float(actor_loss.detach()),
+                       "entropy_mean": float(entropy.mean().detach())}
+        self.last_stats = dict(self.losses)
+
+    def pretrain(self, data: OfflineData, passes: int = 1, epochs: int = 30) -> None:
+        """Offline training on logged transitions (e.g. a dataset's training repeats): the
+        scaler on every context, then ``epochs`` passes of minibatch steps over all of
+        them with the same losses as online (importance weights from the logged
+        propensities), then the newest ``replay`` transitions become the online window."""
+        for x in data.contexts:
+            self.scaler.update(np.asarray(x, dtype=np.float64))
+        ctx_arms = data.context_arms if data.context_arms is not None else [None] * len(data)
+        xs = np.stack([self._input(self.features(c), None if a is None else int(a))
+                       for c, a in zip(data.contexts, ctx_arms, strict=True)])
+        swapped = data.swapped if data.swapped is not None else np.zeros(len(data), bool)
+        r = (data.rewards - self.c.switch_cost * swapped).astype(np.float32)
+        mu = data.propensities.astype(np.float32)
+        boot = self.rng.poisson(1.0, (len(data), self.c.ensemble)).astype(np.float32)
+        n = len(data)
+        for _ in range(epochs * passes):
+            order = self.rng.permutation(n)
+            for s in range(0, n, self.c.batch * 4):
+                i = order[s:s + self.c.batch * 4]
+                self._step(xs[i], data.arms[i], r[i], mu[i], boot[i])
+        self.updates += n
+        tail = self.rng.permutation(n)[-self.c.replay:]
+        self.memory.clear()
+        for i in tail:
+            self.memory.add(xs[i], int(data.arms[i]), float(r[i]), float(mu[i]), boot[i])
+
+    # -- state ---------------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super().state()
+        for k, v in self.net.state_dict().items():
+            arrays[f"net.{k}"] = v.detach().numpy().copy()
+        meta["factor_keys"] = self.factor_keys
+        meta["extra"].update({"changes": self.changes, "reopen": self.reopen,
+                              "reopen_t": self.reopen_t, "decisions": self.decisions,
+                              "hidden": self.c.hidden,
+                              "ensemble": self.c.ensemble})
+        return meta, arrays
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+        extra = meta.get("extra") or {}
+        if (extra.get("hidden"), extra.get("ensemble")) != (self.c.hidden, self.c.ensemble):
+            return (f"kept nothing: network shape hidden={extra.get('hidden')} ensemble="
+                    f"{extra.get('ensemble')}, configured {self.c.hidden}/{self.c.ensemble}")
+        kept = super().load_state(meta, arrays)
+        old = {k: i for i, k in enumerate(meta.get("factor_keys") or [])}
+        pairs = [(i, old[k]) for i, k in enumerate(self.factor_keys) if k in old]
+        sd = self.net.state_dict()
+        e, f_new, f_old = self.c.ensemble, len(self.factor_keys), len(old)
+        n_feat = self.env.n_features + 1
+        with torch.no_grad():
+            for name, t in sd.items():
+                src = arrays.get(f"net.{name}")
+                if src is None:
+                    continue
+                src_t = torch.from_numpy(np.array(src))
+                if src_t.shape == t.shape and f_new == f_old and pairs == [
+                        (i, i) for i in range(f_new)]:
+                    t.copy_(src_t)                       # same arms: everything as is
+                elif name == "trunk.0.weight":
+                    # Feature columns as they are; running-arm columns by factor key.
+                    t[:, :n_feat] = src_t[:, :n_feat]
+                    for new_i, old_i in pairs:
+                        t[:, n_feat + new_i] = src_t[:, n_feat + old_i]
+                elif name.startswith("trunk."):
+                    t.copy_(src_t)
+                else:
+                    # Output rows are factors (critic: per ensemble member): by factor key.
+                    members = e if name.startswith("critic.") else 1
+                    for m in range(members):
+                        for new_i, old_i in pairs:
+                            t[m * f_new + new_i] = src_t[m * f_old + old_i]
+        self.net.load_state_dict(sd)
+        self.changes = int(extra.get("changes", 0))
+        return f"{kept}; {len(pairs)} of {f_new} network factors carried over"
+
+    def load_extra_state(self, meta: dict[str, Any]) -> None:
+        self.reopen = float(meta.get("reopen", 0.0))
+        self.reopen_t = int(meta.get("reopen_t", 0))
+        self.decisions = int(meta.get("decisions", 0))

@@ -1,0 +1,291 @@
+"""Online runs replayed from a recorded counterfactual table (the replay benchmark's engine).
+
+A :class:`Table` holds, per (workload, arm), the recorded windows of the evaluation repeats —
+scored ones, and the warm-up windows recorded right after a swap — and each workload's own
+outcome per arm (its headline figure, averaged over those repeats).  :func:`simulate` runs one
+policy through a piecewise-stationary workload schedule on the **same decision path as
+``scxd run``** (:class:`scxd.decide.DecisionPath`: fair reference and cost, policy, guard with
+dwell/budget/regression/warm-up, composite propensity, transition join, ``Policy.update``);
+only sampling and actuation are simulated: each window is bootstrapped from the recorded
+windows of (current workload, running arm) — from that cell's warm-up windows while the guard
+counts warm-up after a swap — and a swap always succeeds.  Time advances by the daemon's
+window length, so the guard's dwell and swap budget act in real seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scxd.config import GuardConfig
+from scxd.decide import DecisionPath
+from scxd.features import FeatureVector
+from scxd.guard import Guard
+from scxd.policy import Policy
+from scxd.policy.arms import ArmSet
+from scxd.policy.base import OfflineData
+from scxd.record import WindowRecord
+from scxd.replay.logs import ReplayLog
+from scxd.reward import FairReference, cost
+
+
+def headline(workload: str, manifest: Mapping[str, Any] | None = None
+             ) -> tuple[str, bool] | None:
+    """(outcome key, higher is better) of a workload: declared by the dataset itself, else
+    by scxd's workload declarations."""
+    declared = ((manifest or {}).get("headlines") or {}).get(workload)
+    if isinstance(declared, Mapping) and "metric" in declared:
+        return str(declared["metric"]), bool(declared.get("higher_is_better", True))
+    try:
+        from scxd import workloads  # type: ignore[attr-defined]
+
+        w = workloads.BY_NAME.get(workload)
+        if w is not None:
+            return w.headline.metric, w.headline.higher_is_better
+    except ImportError:
+        pass
+    from scxd.testbed.dataset import HEADLINE
+
+    return HEADLINE.get(workload)
+
+
+def loss_pct(value: float, best: float, higher_is_better: bool) -> float:
+    """How much worse ``value`` is than ``best``, in percent of ``best``."""
+    if best == 0:
+        return 0.0 if value == best else math.inf
+    return 100.0 * ((best - value) if higher_is_better else (value - best)) / abs(best)
+
+
+@dataclass
+class Cell:
+    scored: list[WindowRecord] = field(default_factory=list)
+    warmup: list[WindowRecord] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    """The evaluation repeats as (workload, arm) cells, with outcomes and reference costs."""
+
+    arms: ArmSet
+    workloads: list[str]
+    cells: dict[tuple[str, int], Cell]
+    outcome: np.ndarray              # (W, K) headline outcome (mean over eval repeats)
+    higher_is_better: list[bool]     # per workload
+    loss: np.ndarray                 # (W, K) outcome loss % vs the workload's best arm
+    cell_cost: np.ndarray            # (W, K) mean cost vs the workload's fair reference
+    headlines: list[str]
+
+    def rank(self, w: int) -> np.ndarray:
+        """Arms of workload w ordered best first by outcome (NaN outcomes last)."""
+        loss = np.where(np.isnan(self.loss[w]), np.inf, self.loss[w])
+        return np.argsort(loss, kind="stable")
+
+
+def build_table(log: ReplayLog, eval_repeats: Sequence[int], objective: str,
+                manifest: Mapping[str, Any] | None = None) -> Table:
+    arms = log.arms
+    workloads = [w for w in log.workloads() if headline(w, manifest) is not None]
+    missing = [w for w in log.workloads() if w not in workloads]
+    if missing:
+        raise ValueError(f"no headline outcome declared for workloads {missing}: declare it "
+                         "in scxd/workloads.py or the dataset manifest's 'headlines'")
+    wi = {w: i for i, w in enumerate(workloads)}
+    cells: dict[tuple[str, int], Cell] = defaultdict(Cell)
+    for r in log.records:
+        if r.tags.get("repeat") in eval_repeats and r.tags.get("workload") in wi and \
+                r.running in arms:
+            c = cells[(r.tags["workload"], arms.index(r.running))]
+            (c.warmup if r.warmup else c.scored).append(r)
+    holes = [(w, arms[a].label) for w in workloads for a in range(len(arms))
+             if not cells[(w, a)].scored]
+    if holes:
+        raise ValueError(f"evaluation repeats {list(eval_repeats)} have no scored window for "
+                         f"{len(holes)} cells, e.g. {holes[:3]}")
+    for c in cells.values():
+        if not c.warmup:   # a recording without warm-up windows: the scored ones stand in
+            c.warmup = list(c.scored)
+    label_index = {a.label: a.index for a in arms}
+    key_index = {a.key: a.index for a in arms}
+    sums: dict[tuple[int, int], list[float]] = defaultdict(list)
+    every: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for run in log.runs:
+        w = run.get("workload")
+        if w not in wi or not run.get("ok", True):
+            continue
+        a = key_index.get(run.get("arm_key", ""), label_index.get(run.get("arm", "")))
+        h = headline(w, manifest)
+        value = (run.get("outcome") or {}).get(h[0]) if h else None
+        if a is None or value is None:
+            continue
+        every[(wi[w], a)].append(float(value))
+        if run.get("repeat") in eval_repeats:
+            sums[(wi[w], a)].append(float(value))
+    W, K = len(workloads), len(arms)
+    outcome = np.full((W, K), np.nan)
+    for (w, a), vals in every.items():
+        use = sums.get((w, a)) or vals        # eval repeats, else every repeat
+        outcome[w, a] = float(np.mean(use))
+    hib = [bool(headline(w, manifest)[1]) for w in workloads]  # type: ignore[index]
+    loss = np.full((W, K), np.nan)
+    for w in range(W):
+        vals = outcome[w]
+        if np.isnan(vals).all():
+            continue
+        best = np.nanmax(vals) if hib[w] else np.nanmin(vals)
+        loss[w] = [loss_pct(v, best, hib[w]) if not np.isnan(v) else np.nan for v in vals]
+    fair = arms.fair_index()
+    cell_cost = np.zeros((W, K))
+    for w in workloads:
+        ref = fair_reference(cells[(w, fair)].scored if fair is not None else [])
+        for a in range(K):
+            cell_cost[wi[w], a] = float(np.mean([cost(r.terms, objective, ref).value
+                                                 for r in cells[(w, a)].scored]))
+    return Table(arms, workloads, dict(cells), outcome, hib, loss, cell_cost,
+                 [headline(w, manifest)[0] for w in workloads])  # type: ignore[index]
+
+
+def fair_reference(records: Iterable[WindowRecord]) -> dict[str, float]:
+    ref = FairReference(size=10**6)
+    for r in records:
+        ref.add(r.terms)
+    return ref.means()
+
+
+def offline_data(log: ReplayLog, repeats: Sequence[int], objective: str, table_arms: ArmSet,
+                 workloads: Sequence[str], contexts_per_window: int, seed: int,
+                 outcome_best: Mapping[str, int] | None = None) -> OfflineData:
+    """Training transitions from the training repeats, as the counterfactual table allows:
+    every scored window of (workload, arm, repeat) — its cost against the fair reference of
+    the same workload and repeat — is paired with ``contexts_per_window`` context windows
+    drawn from the same workload and repeat under *any* arm (what the daemon sees before it
+    decides is measured under whatever runs).  Propensity: the recording design's."""
+    rng = np.random.default_rng(seed)
+    by_wr: dict[tuple[str, int], list[WindowRecord]] = defaultdict(list)
+    for r in log.records:
+        rep = r.tags.get("repeat")
+        if rep in repeats and r.tags.get("workload") in workloads and r.running in table_arms:
+            by_wr[(r.tags["workload"], rep)].append(r)
+    fair = table_arms.fair_index()
+    xs, arms, rewards, props, groups, swapped, ctx_arms = [], [], [], [], [], [], []
+    for (w, _rep), recs in by_wr.items():
+        scored = [r for r in recs if not r.warmup]
+        ref = fair_reference(r for r in scored
+                             if fair is not None and r.running == table_arms[fair].key)
+        for r in scored:
+            a = table_arms.index(r.running)
+            c = cost(r.terms, objective, ref).value
+            p = r.choice.propensity if r.choice else 1.0 / len(table_arms)
+            for j in rng.integers(0, len(recs), contexts_per_window):
+                ctx = recs[j]
+                xs.append(ctx.context.values)
+                arms.append(a)
+                rewards.append(-c)
+                props.append(p)
+                groups.append(w)
+                swapped.append(ctx.running != r.running)
+                ctx_arms.append(table_arms.index(ctx.running))
+    if not xs:
+        raise ValueError(f"no training windows in repeats {list(repeats)}")
+    return OfflineData(np.asarray(xs, dtype=np.float64), np.asarray(arms), np.asarray(rewards),
+                       np.asarray(props), np.asarray(groups), np.asarray(swapped),
+                       np.asarray(ctx_arms), dict(outcome_best or {}))
+
+
+def schedule(workloads: Sequence[str], windows: int, rng: np.random.Generator,
+             phase_min: int = 30, phase_max: int = 200) -> list[tuple[str, int]]:
+    """Piecewise-stationary: phases of uniform length in [phase_min, phase_max], each a
+    workload other than the previous one."""
+    out: list[tuple[str, int]] = []
+    total, prev = 0, None
+    while total < windows:
+        choices = [w for w in workloads if w != prev] or list(workloads)
+        w = choices[int(rng.integers(len(choices)))]
+        n = min(int(rng.integers(phase_min, phase_max + 1)), windows - total)
+        out.append((w, n))
+        total += n
+        prev = w
+    return out
+
+
+@dataclass
+class Trace:
+    """One simulated run, per window."""
+
+    workload: np.ndarray        # workload index
+    phase: np.ndarray           # phase index
+    arm: np.ndarray             # arm that ran in the window
+    warmup: np.ndarray          # not scored
+    cost: np.ndarray            # scored cost (NaN when warm-up)
+    swapped: np.ndarray         # a swap happened at the window's end
+    explore: np.ndarray
+    propensity: np.ndarray      # composite propensity of the executed arm
+    seconds: np.ndarray         # decision + update wall time
+
+
+def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed: int,
+             objective: str, guard_cfg: GuardConfig, window_s: float) -> Trace:
+    import time
+
+    rng = np.random.default_rng(seed + 7919)
+    arms = table.arms
+    wi = {w: i for i, w in enumerate(table.workloads)}
+    path = DecisionPath(policy, Guard(guard_cfg, current_since=0.0), arms, objective,
+                        FairReference())
+    fair = arms.fair_index()
+    current = arms[fair if fair is not None else 0].action
+    rows: dict[str, list] = defaultdict(list)
+    now, t = 0.0, 0
+    for p, (w, n) in enumerate(plan):
+        for _ in range(n):
+            now += window_s
+            running = arms.find(current)
+            assert running is not None
+            cell = table.cells[(w, running.index)]
+            warm = path.guard.warmup_left > 0
+            pool = cell.warmup if warm else cell.scored
+            src = pool[int(rng.integers(len(pool)))]
+            features = FeatureVector(src.context.schema, src.context.version,
+                                     src.context.array(), src.context.missing)
+            t0 = time.perf_counter()
+            window_cost = path.score(src.terms, current)
+            decision, verdict = path.decide(features, current, now)
+            executed = current
+            if verdict.apply is not None:
+                path.guard.on_swap(now, not verdict.apply.same_as(current))
+                path.guard.on_apply_result(True, "", now)
+                executed = verdict.apply
+            choice = path.choice(decision, verdict, executed)
+            path.record(at=now, window_id=t, features=features, running_key=running.key,
+                        running_label=running.label, window_cost=window_cost,
+                        terms=src.terms, choice=choice)
+            rows["seconds"].append(time.perf_counter() - t0)
+            rows["workload"].append(wi[w])
+            rows["phase"].append(p)
+            rows["arm"].append(running.index)
+            rows["warmup"].append(window_cost is None)
+            rows["cost"].append(window_cost.value if window_cost else math.nan)
+            rows["swapped"].append(not executed.same_as(current))
+            rows["explore"].append(decision.explore)
+            rows["propensity"].append(choice.propensity)
+            current = executed
+            t += 1
+    return Trace(**{k: np.asarray(v) for k, v in rows.items()})
+
+
+def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
+    """The first dataset manifest among ``paths`` (headline declarations live there)."""
+    for p in paths:
+        m = Path(p) / "manifest.json"
+        if m.exists():
+            try:
+                return json.loads(m.read_text())
+            except json.JSONDecodeError:
+                continue
+    return {}

@@ -1,0 +1,315 @@
+"""Arms, the typed record, exploration, the registry, checkpoints and every learner on a
+synthetic bandit with a known optimum."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from scxd.catalog import build_catalog
+from scxd.config import PolicyConfig, load_config
+from scxd.features import SCHEMA_NAME, SCHEMA_VERSION, FeatureVector
+from scxd.policy import explore as ex
+from scxd.policy import registry
+from scxd.policy.arms import ArmSet, ArmSetError, action_from_key, arm_key
+from scxd.policy.base import PolicyEnv
+from scxd.policy.checkpoint import CheckpointError, load, save
+from scxd.probe import Availability, ProbedCatalog
+from scxd.record import Choice, Context, TransitionJoiner, WindowRecord, composite_distribution
+from tests import bandit_helper as bh
+
+CAT = build_catalog()
+ALL = ProbedCatalog(CAT, {s.name: Availability(s.name, True) for s in CAT})
+
+
+# -- arms -------------------------------------------------------------------------------------
+def test_keys_name_every_parameter():
+    fair = CAT.fair()
+    tuned = CAT.action("fair", {"base_slice_ns": 750_000})
+    assert fair.label() == tuned.label() == "fair"          # the old ambiguity
+    assert arm_key(fair) != arm_key(tuned)
+    assert arm_key(fair) == ("fair base_slice_ns=3000000 migration_cost_ns=500000 "
+                             "nr_migrate=32 preempt=full")
+    for a in ArmSet.from_catalog(ALL, "grid"):
+        assert action_from_key(CAT, a.key).same_as(a.action)
+
+
+def test_grid_space_respects_explore_flags_and_constraints():
+    arms = ArmSet.from_catalog(ALL, "grid")
+    presets = ArmSet.from_catalog(ALL, "presets")
+    assert set(presets.keys()) <= set(arms.keys()) and len(arms) > len(presets)
+    for a in arms:
+        spec = CAT.get(a.scheduler)
+        assert spec.explore
+        for p in spec.params:
+            if not p.explore:   # fault injection, partial mode: never varied
+                assert a.action.values[p.name] == p.default
+        spec.resolve(a.action.values)   # constraints hold
+    assert not any(a.scheduler == "scx_central" for a in arms)
+    assert "scx_bpfland" in {a.scheduler for a in arms}
+    assert any(a.action.values.get("slice_us") == 5000 and a.scheduler == "scx_bpfland"
+               for a in arms)
+
+
+def test_arm_set_hash_is_stable_and_order_free():
+    a = ArmSet.from_labels(CAT, ["fair", "scx_simple -f", "scx_qmap -s 5000"])
+    b = ArmSet.from_labels(CAT, ["scx_qmap -s 5000", "fair", "scx_simple -f"])
+    c = ArmSet.from_labels(CAT, ["fair", "scx_simple"])
+    assert a.hash == b.hash != c.hash and len(a.hash) == 16
+    assert a.index(a[2].key) == 2 and a.by_label("scx_simple -f").index == 1
+    with pytest.raises(ArmSetError, match="not in arm set"):
+        c.index(a[2].key)
+    with pytest.raises(ArmSetError, match="scx_nope"):
+        ArmSet.from_labels(CAT, ["scx_nope -x"])
+
+
+def test_factorisation_codes_are_products():
+    arms = bh.ARMS
+    f = arms.factorisation()
+    assert f.schedulers == ("fair", "scx_simple", "scx_qmap")
+    assert [d.param for d in f.dims["scx_qmap"]] == ["slice_us"]
+    assert f.codes[4] == (2, (1,)) and f.codes[0] == (0, ())
+
+
+# -- exploration ------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn", [
+    lambda v, m: ex.epsilon_greedy(v, m, 0.2),
+    lambda v, m: ex.ucb(v, np.abs(v), m, 0.05),
+    lambda v, m: ex.with_floor(ex.greedy(v, m), m, 0.1),
+    lambda v, m: ex.softmax(v, m),
+])
+def test_distributions_are_exact_and_floored(fn):
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        v = rng.standard_normal(7)
+        m = rng.random(7) < 0.7
+        m[rng.integers(7)] = True
+        p = fn(v, m)
+        assert math.isclose(p.sum(), 1.0, abs_tol=1e-12)
+        assert (p[~m] == 0).all() and (p >= 0).all()
+    p = ex.ucb(np.array([0.0, 1.0, 2.0]), np.zeros(3), np.ones(3, bool), 0.05)
+    assert p.min() == pytest.approx(0.05) and p.argmax() == 2
+
+
+def test_epsilon_decays_to_its_floor():
+    assert ex.epsilon_at(0, 0.3, 0.02, 100) == pytest.approx(0.3)
+    assert ex.epsilon_at(100, 0.3, 0.02, 100) == pytest.approx(0.16)
+    assert ex.epsilon_at(10**6, 0.3, 0.02, 100) == pytest.approx(0.02)
+
+
+# -- the record -------------------------------------------------------------------------------
+def _rec(i, running, choice_arm, warmup=False, cost=0.1, by_policy=True, **tags):
+    return WindowRecord(at=i, id=i, context=Context(SCHEMA_NAME, SCHEMA_VERSION, (float(i),)),
+                        running=running, running_label=running, warmup=warmup, cost=cost,
+                        choice=Choice(choice_arm, choice_arm, 0.5, {choice_arm: 0.5},
+                                      by_policy), tags=tags)
+
+
+def test_joiner_pairs_decision_with_next_window():
+    j = TransitionJoiner()
+    assert j.push(_rec(0, "a", "b")) is None
+    t = j.push(_rec(1, "b", "b", cost=0.3))
+    assert t.arm == "b" and t.context[0] == 0.0 and t.reward == pytest.approx(-0.3)
+    assert t.swapped and t.previous == "a" and t.usable and t.propensity == 0.5
+    t = j.push(_rec(2, "b", "a", warmup=True))       # warm-up window: never scored
+    assert not t.usable and t.reward is None
+    t = j.push(_rec(3, "external:lavd", "a"))         # something else ran: not a's reward
+    assert t.reward is None and t.warmup
+
+
+def test_joiner_never_spans_two_runs():
+    j = TransitionJoiner(break_on="run_id")
+    j.push(_rec(0, "a", "a", run_id="r1"))
+    assert j.push(_rec(1, "a", "a", run_id="r2")) is None
+    assert j.push(_rec(2, "a", "a", run_id="r2")).usable
+
+
+def test_composite_propensity_of_policy_and_guard():
+    dist = {"a": 0.7, "b": 0.3}
+    assert composite_distribution(dist, "b", by_policy=True) == dist
+    assert composite_distribution(dist, "a", by_policy=False) == {"a": 1.0}
+    assert composite_distribution(dist, "pinned", by_policy=True) == {"pinned": 1.0}
+
+
+def test_record_round_trips_through_the_journal_format():
+    rec = _rec(5, "a", "b", run_id="r", workload="w")
+    back = WindowRecord.from_journal(json.loads(json.dumps(rec.to_journal())))
+    assert back == rec
+
+
+# -- registry, config, checkpoints ------------------------------------------------------------
+def test_every_registered_policy_has_a_config_table_and_builds():
+    cfg = load_config(environ={})
+    for e in registry.ENTRIES:
+        if e.section:
+            assert isinstance(getattr(cfg.policy, e.section), e.model)
+        if e.available():
+            continue
+        p = registry.make_policy(PolicyConfig(name=e.name), PolicyEnv(bh.ARMS, probed=bh.PROBED))
+        assert p.name == e.name
+
+
+def test_unknown_policy_and_bad_section_are_config_errors():
+    from scxd.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown policy 'oracle'"):
+        load_config(overrides={"policy": {"name": "oracle"}}, environ={})
+    with pytest.raises(ConfigError, match=r"policy\.network\.epsilon_floor"):
+        load_config(overrides={"policy": {"network": {"epsilon_floor": 2}}}, environ={})
+
+
+def test_checkpoint_is_atomic_and_validated(tmp_path):
+    path = tmp_path / "p" / "x.npz"
+    save(path, {"policy": "linucb", "n": 1}, {"a": np.arange(3)})
+    ck = load(path)
+    assert ck.meta["n"] == 1 and ck.arrays["a"].tolist() == [0, 1, 2]
+    assert [p.name for p in path.parent.iterdir()] == ["x.npz"]   # no temp file left
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load(path)
+
+
+LEARNERS = [e.name for e in registry.ENTRIES if e.learns and not e.available()]
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_save_load_round_trip_and_fallbacks(name, tmp_path, caplog):
+    cfg = PolicyConfig(name=name, pretrained="none")
+    p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=3, probed=bh.PROBED))
+    bh.run(p, steps=60, seed=1)
+    registry.save(p, tmp_path)
+    q = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=3, probed=bh.PROBED))
+    note = registry.restore(q, cfg, tmp_path)
+    assert "state from checkpoint" in note and q.updates == p.updates
+    fv = FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(np.random.default_rng(0), 1), ())
+    q.rng, p.rng = np.random.default_rng(9), np.random.default_rng(9)
+    assert q.decide(fv, bh.ARMS.actions()).distribution == pytest.approx(
+        p.decide(fv, bh.ARMS.actions()).distribution)
+    # Another arm set: per-arm state carried over by key, and said so.
+    fewer = ArmSet.from_labels(CAT, bh.LABELS[:3])
+    r = registry.make_policy(cfg, PolicyEnv(fewer, seed=3, probed=bh.PROBED))
+    assert "3 of 3 arms carried over" in registry.restore(r, cfg, tmp_path)
+    # Other features: one clear line, fresh start.
+    other = registry.make_policy(cfg, PolicyEnv(bh.ARMS, probed=bh.PROBED, schema_version=99))
+    note = registry.restore(other, cfg, tmp_path)
+    assert "starting fresh" in note and "features are" in note and other.updates == 0
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_seeded_determinism(name):
+    cfg = PolicyConfig(name=name, pretrained="none")
+    runs = [bh.run(registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=5, probed=bh.PROBED)),
+                   steps=80, seed=2) for _ in range(2)]
+    assert (runs[0].optimal == runs[1].optimal).all()
+    assert runs[0].propensities == runs[1].propensities
+
+
+@pytest.mark.parametrize("name", [n for n in LEARNERS if n != "swucb"])
+def test_contextual_learners_converge_with_sublinear_regret(name):
+    cfg = PolicyConfig(name=name, pretrained="none")
+    p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    res = bh.run(p, steps=800, seed=0)
+    first, last = res.regret[:200].sum(), res.regret[-200:].sum()
+    assert last < 0.5 * first, (first, last)
+    assert res.optimal[-200:].mean() >= 0.7, res.optimal[-200:].mean()
+    assert min(res.propensities) > 0
+
+
+def test_context_free_swucb_finds_the_best_arm_of_a_stationary_workload():
+    cfg = PolicyConfig(name="swucb", pretrained="none")
+    p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    res = bh.run(p, steps=600, seed=0, switch_every=10**6)
+    assert res.optimal[-200:].mean() > 0.75
+
+
+# -- one reader for journals and datasets -----------------------------------------------------
+def test_committed_dataset_reads_as_transitions():
+    from scxd.replay.logs import load_logs
+
+    log = load_logs(datasets=["data/testbed"])
+    assert len(log.arms) == 9 and log.feature_version == 1 and log.window_s == 2.0
+    assert len(log.records) == 1350
+    # 270 runs × 4 joined pairs inside each run (never across runs).
+    assert len(log.transitions) == 1080
+    t = log.transitions[0]
+    assert t.propensity == pytest.approx(1 / 9) and not t.warmup
+    assert {tr.tags["run_id"] for tr in log.transitions[:4]} == {t.tags["run_id"]}
+
+
+def _journal(path, version=1, arms=("fair", "scx_simple")):
+    from scxd.journal import JournalWriter
+
+    arm_set = ArmSet.from_labels(CAT, arms)
+    w = JournalWriter(path, {"feature_schema": SCHEMA_NAME, "feature_version": version,
+                             "arm_set": arm_set.header()}, fsync=False)
+    keys = arm_set.keys()
+    for i in range(6):
+        rec = WindowRecord(at=i, id=i, context=Context(SCHEMA_NAME, version, (0.1 * i,)),
+                           running=keys[i % 2], running_label=arm_set[i % 2].label,
+                           warmup=i == 3, cost=0.1 * i,
+                           choice=Choice(keys[(i + 1) % 2], "x", 0.5, None))
+        w.append(rec.to_journal())
+        if i == 2:
+            w.append({"kind": "event", "event": "start"})   # a restart: no join across it
+    w.close()
+
+
+def test_journals_read_as_transitions_and_mixes_are_refused(tmp_path):
+    from scxd.replay.logs import LogError, load_logs
+
+    _journal(tmp_path / "a")
+    log = load_logs(journals=[tmp_path / "a"])
+    assert len(log.records) == 6 and len(log.transitions) == 4   # 0→1, 1→2, 3→4, 4→5
+    assert [t.usable for t in log.transitions] == [True, True, True, True]
+    _journal(tmp_path / "b", version=2)
+    with pytest.raises(LogError, match="mix feature schemas"):
+        load_logs(journals=[tmp_path / "a", tmp_path / "b"])
+    _journal(tmp_path / "c", arms=("fair", "scx_qmap"))
+    with pytest.raises(LogError, match="mix arm sets"):
+        load_logs(journals=[tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(LogError, match=r"no windows\.jsonl\.xz"):
+        load_logs(datasets=[tmp_path / "a"])
+
+
+def test_shipped_pretrained_network_starts_a_fresh_install(tmp_path):
+    """The builtin checkpoint (trained on data/testbed's training repeats) is loaded when the
+    state directory has none; its factors carry over to this machine's arms by key."""
+    assert (registry.PRETRAINED_DIR / "network.npz").exists()
+    ck = load(registry.PRETRAINED_DIR / "network.npz")
+    assert ck.meta["policy"] == "network" and ck.meta["feature_version"] == SCHEMA_VERSION
+    pc = ProbedCatalog(CAT, {s.name: Availability(s.name, s.name in
+                                                  {"fair", "scx_simple", "scx_qmap"})
+                             for s in CAT})
+    cfg = PolicyConfig(name="network")
+    p = registry.make_policy(cfg, PolicyEnv(ArmSet.from_catalog(pc, "presets"), probed=pc))
+    note = registry.restore(p, cfg, tmp_path)
+    assert "state from pretrained" in note and "network factors carried over" in note
+    assert p.updates == ck.meta["updates"] > 0
+
+
+def test_asa_classifier_learns_each_workloads_best_arm_offline(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    clusters = rng.integers(0, 2, n)
+    arms = rng.integers(0, len(bh.ARMS), n)
+    rewards = bh.MEANS[clusters, arms] + 0.1 * rng.standard_normal(n)
+    from scxd.policy.base import OfflineData
+
+    data = OfflineData(np.stack([bh.context(rng, c) for c in clusters]), arms, rewards,
+                       np.full(n, 1 / len(bh.ARMS)), np.array([f"w{c}" for c in clusters]))
+    cfg = PolicyConfig(name="asa", pretrained="none")
+    p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    untrained = p.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(rng, 0), ()),
+                         bh.ARMS.actions())
+    assert untrained.action.is_fair and "untrained" in untrained.reason
+    p.pretrain(data)
+    for cluster, best in ((0, 2), (1, 4)):
+        d = p.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(rng, cluster), ()),
+                     bh.ARMS.actions())
+        assert bh.ARMS.find(d.action).index == best and "votes" in d.reason
+    registry.save(p, tmp_path)
+    q = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    assert "state from checkpoint" in registry.restore(q, cfg, tmp_path) and q.trained

@@ -1,0 +1,115 @@
+"""The replay benchmark on a small slice of the committed dataset (the full run is in bench/)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from scxd.config import GuardConfig, PolicyConfig
+from scxd.policy import registry
+from scxd.policy.base import PolicyEnv
+from scxd.replay import bench
+from scxd.replay import simulate as sim
+from scxd.replay.logs import load_logs
+
+DATA = "data/testbed"
+
+
+@pytest.fixture(scope="module")
+def log():
+    return load_logs(datasets=[DATA])
+
+
+@pytest.fixture(scope="module")
+def table(log):
+    return sim.build_table(log, [3, 4], "balanced")
+
+
+def test_table_holds_every_cell_and_outcomes(table):
+    assert len(table.workloads) == 6 and len(table.arms) == 9
+    for w in table.workloads:
+        for a in range(9):
+            c = table.cells[(w, a)]
+            assert c.scored and c.warmup and all(r.warmup for r in c.warmup)
+    mixed = table.workloads.index("mixed")
+    assert table.rank(mixed)[0] == table.arms.fair_index()     # fair: 0.76 ms wakeups
+    assert np.nanmin(table.loss) == 0.0 and (np.nanmin(table.loss, axis=1) == 0).all()
+
+
+def test_schedule_is_piecewise_stationary():
+    plan = sim.schedule(["a", "b", "c"], 1000, np.random.default_rng(0))
+    assert sum(n for _, n in plan) == 1000
+    assert all(30 <= n <= 200 for _, n in plan[:-1])
+    assert all(x[0] != y[0] for x, y in itertools.pairwise(plan))
+
+
+def test_simulation_runs_the_daemons_decision_path(table):
+    """Guard rules act on the simulated run: dwell between swaps, the hourly budget, warm-up
+    windows unscored; every executed arm carries a usable composite propensity."""
+    cfg = GuardConfig(min_dwell=30.0, swaps_per_hour=4, regression_margin=10.0)  # no bypass
+    pol = registry.make_policy(PolicyConfig(name="uniform"),
+                               PolicyEnv(table.arms, seed=1, probed=bench.probed_for(table.arms)))
+    plan = sim.schedule(table.workloads, 1440, np.random.default_rng(1))   # 2 h of 5 s windows
+    tr = sim.simulate(pol, table, plan, 1, "balanced", cfg, 5.0)
+    swaps = np.flatnonzero(tr.swapped)
+    assert len(swaps) <= 2 * 4 + 1                   # budget: ≤ 4 per sliding hour
+    assert (np.diff(swaps) >= 6).all()               # dwell: 30 s = 6 windows of 5 s
+    assert tr.warmup[swaps + 1].all()                # the window after a swap is warm-up
+    assert (tr.propensity > 0).all() and (tr.propensity <= 1).all()
+    held = ~tr.swapped
+    assert (tr.propensity[held][:50] == 1.0).any()   # the guard's holds: probability 1
+
+
+def test_metrics_of_an_oracle_run(table):
+    """A run that always holds each workload's outcome-best arm has no loss, top-1 = 100 %."""
+    plan = sim.schedule(table.workloads, 600, np.random.default_rng(2))
+    w = np.concatenate([[table.workloads.index(name)] * n for name, n in plan])
+    phase = np.concatenate([[i] * n for i, (_, n) in enumerate(plan)])
+    arm = np.array([table.rank(x)[0] for x in w])
+    tr = sim.Trace(w, phase, arm, np.zeros(len(w), bool), np.zeros(len(w)),
+                   np.r_[arm[1:] != arm[:-1], False], np.zeros(len(w), bool),
+                   np.ones(len(w)), np.zeros(len(w)))
+    m = bench.metrics(tr, table, 5.0)
+    assert m["outcome_loss_pct"] == 0.0 and m["top1_pct"] == 100.0
+    assert m["beats_fair_pct"] == 100.0 and m["converge_windows_median"] == 0.0
+    assert m["worse_than_fair_5pct_windows_pct"] <= 100.0
+
+
+def test_bench_cli_small_slice(tmp_path, capsys):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    rc = bench.main(["--dataset", DATA, "--policies", "network,fixed,linucb,best_fixed",
+                     "--seeds", "2", "--windows", "160", "--json", str(out),
+                     "--plot", str(png)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| policy | outcome loss %") and "best_fixed (hindsight)" in table
+    res = json.loads(out.read_text())
+    assert set(res["policies"]) == {"network", "fixed", "linucb", "best_fixed"}
+    for ms in res["policies"].values():
+        assert set(ms) == set(bench.METRICS)
+        for v in ms.values():
+            assert set(v) == {"mean", "ci95"} and len(v["ci95"]) == 2
+            assert v["ci95"][0] <= v["mean"] <= v["ci95"][1]
+    c = res["config"]
+    assert c["eval_repeats"] == [3, 4] and c["train_repeats"] == [0, 1, 2]
+    assert c["seeds"] == 2 and c["hindsight_arm"] in c["arms"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_bench_refuses_bad_input(tmp_path, capsys):
+    assert bench.main(["--dataset", str(tmp_path), "--seeds", "1"]) == 2
+    assert "no windows.jsonl.xz" in capsys.readouterr().err
+    assert bench.main(["--dataset", DATA, "--eval-repeats", "7"]) == 2
+    assert "not in the data" in capsys.readouterr().err
+    assert bench.main(["--dataset", DATA, "--policies", "oracle"]) == 2
+    assert "unknown policy" in capsys.readouterr().err
+
+
+def test_holdout_workloads_train_without_them(log, table):
+    data = sim.offline_data(log, [0, 1, 2], "balanced", table.arms,
+                            [w for w in table.workloads if w != "mixed"], 2, 0)
+    assert "mixed" not in set(data.groups) and len(data) > 0
+    assert data.context_arms is not None and (data.context_arms < len(table.arms)).all()
