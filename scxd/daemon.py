@@ -30,6 +30,7 @@ from scxd.clock import Ticker
 from scxd.config import ConfigError, Settings, load_config
 from scxd.control import ControlServer
 from scxd.controller import METHODS, Controller
+from scxd.decide import DecisionPath
 from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize, schema_doc
 from scxd.guard import Guard
 from scxd.histogram import WindowHistogram
@@ -38,9 +39,12 @@ from scxd.journal import JournalWriter, window_measurements
 from scxd.metrics import MetricsBoard, MetricsServer, MetricsState, make_registry
 from scxd.notify import Notifier
 from scxd.observe import samples_per_window
-from scxd.policy import Decision, eligible_arms
-from scxd.policy.baseline import make_policy
+from scxd.policy import Decision
+from scxd.policy import registry as policies
+from scxd.policy.arms import ArmSet
+from scxd.policy.base import PolicyEnv
 from scxd.probe import ProbedCatalog, probe_catalog
+from scxd.reward import window_terms
 from scxd.scorer import Score, Scorer
 from scxd.telemetry.sampler import Sampler, TelemetryUnavailable
 from scxd.types import Window
@@ -84,14 +88,18 @@ class Daemon:
             raise ConfigError(str(exc)) from None
         self.probed: ProbedCatalog = probe_catalog(catalog, s.actuator.search_path, self.host)
         self.catalog = self.probed.catalog
-        self.arms = eligible_arms(self.probed)
+        self.arm_set = ArmSet.from_catalog(self.probed, s.policy.arm_space)
+        self.arms = self.arm_set.actions()
         try:
-            self.policy = make_policy(s.policy, self.probed)
+            self.policy = self._make_policy(s)
             self.exit_action = self.catalog.action(s.actuator.exit_scheduler)
         except (ValueError, CatalogError) as exc:
             raise ConfigError(str(exc)) from None
+        self.policy_note = policies.restore(self.policy, s.policy, self.state_dir)
+        self.checkpoint_saved_at: float | None = None
         self.guard = Guard(s.guard, current_since=time.monotonic())
         self.scorer = Scorer(s.policy.objective, self.catalog.fair())
+        self.path = DecisionPath(self.policy, self.guard, self.arm_set, self.scorer)
         self.actuator = Actuator(self.probed, self.host, s.actuator, self.state_dir)
         self.controller = Controller(self.probed, self.guard, self.actuator, self.metrics,
                                      self.board, self._journal, self.ticker.poke,
@@ -99,6 +107,23 @@ class Daemon:
         self.metrics.mode = self.actuator.mode
         self.metrics.policy = self.policy.name
         self.metrics.objective = s.policy.objective
+
+    def _make_policy(self, s: Settings):
+        seed = s.policy.seed if s.policy.seed >= 0 else int.from_bytes(os.urandom(4), "little")
+        env = PolicyEnv(self.arm_set, seed=seed, probed=self.probed,
+                        window_s=s.telemetry.window)
+        policy = policies.make_policy(s.policy, env)
+        log.info("policy %s (seed %d) over %d arms, arm set %s", policy.name, seed,
+                 len(self.arm_set), self.arm_set.hash)
+        return policy
+
+    def save_policy(self) -> None:
+        """Checkpoint the learner (atomic); a failure is logged, never fatal."""
+        try:
+            if policies.save(self.policy, self.state_dir) is not None:
+                self.checkpoint_saved_at = time.time()
+        except OSError as exc:
+            log.error("policy checkpoint failed: %s", exc)
 
     def start(self) -> None:
         s = self.settings
@@ -140,6 +165,7 @@ class Daemon:
                 "kernel": os.uname().release, "scxd_version": __version__,
                 "mode": self.actuator.mode, "objective": self.settings.policy.objective,
                 "window_s": self.settings.telemetry.window,
+                "arm_set": self.arm_set.header(), "policy": self.policy.name,
                 "sample_interval_s": self.settings.telemetry.sample_interval}
 
     # -- the loop -------------------------------------------------------------------------------
@@ -174,37 +200,43 @@ class Daemon:
         # Rewards belong to what the kernel really ran (the actuator's answer), and only
         # once the guard's warm-up after a swap is over (the scorer's rules).
         running = self.actuator.running()
-        score = self.scorer.score(window, running, warm=self.guard.window_scored())
-        if score.for_guard is not None:
-            self.guard.record_cost(score.for_guard)
-        decision = self.policy.decide(features, self.arms)
-        verdict = self.controller.review(decision, self.scorer.baseline_cost())
+        score = self.path.score(window_terms(window), running)
+        decision, verdict = self.path.decide(features, previous, time.monotonic())
         decided_s = time.perf_counter() - t0
         guard_events, swap = self.controller.carry_out(verdict)
+        t1 = time.perf_counter()
         c = score.cost
-        record = {
-            "kind": "window", "id": self.window_id, "at": time.time(),
-            **window_measurements(window, features),
-            "eligible": [a.label() for a in self.arms],
-            "decision": decision.as_dict(),
-            "running": running.label, "previous": previous.label(),
-            "intended": self.actuator.current.label(), "mode": self.actuator.mode,
-            "verdict": verdict.why, "swap": swap.as_dict() if swap else None,
-            "swapped": bool(swap and swap.ok and swap.outcome in ("applied", "advisory")),
-            "warmup": not score.scored, "unscored": score.why_unscored or None,
-            "cost": c.value if c else None, "reward": c.reward if c else None,
-            "cost_ratios": c.ratios if c else None,
-            "objective": self.scorer.objective, "reference": self.scorer.as_dict(),
-            "guard": [e.as_dict() for e in guard_events],
-            "events": self.pending_events, "decision_seconds": decided_s,
-        }
+        measured = window_measurements(window, features)
+        wrec, _ = self.path.record(
+            at=time.time(), window_id=self.window_id, features=features, running=running,
+            score=score, choice=self.path.choice(decision, verdict, self.actuator.current),
+            extra={
+                **{k: v for k, v in measured.items() if k not in ("features", "terms")},
+                "eligible": [a.label() for a in self.arms],
+                "decision": decision.as_dict(),
+                "previous": previous.label(),
+                "intended": self.actuator.current.label(), "mode": self.actuator.mode,
+                "verdict": verdict.why, "swap": swap.as_dict() if swap else None,
+                "swapped": bool(swap and swap.ok and swap.outcome in ("applied", "advisory")),
+                "unscored": score.why_unscored or None,
+                "cost_ratios": c.ratios if c else None,
+                "reference": self.scorer.as_dict(),
+                "guard": [e.as_dict() for e in guard_events],
+                "events": self.pending_events,
+            })
+        record = wrec.to_journal()
+        record["decision_seconds"] = decided_s
+        record["update_seconds"] = time.perf_counter() - t1
         self.pending_events = []
         self._journal(record)
-        self.policy.update(record)
         self.window_id += 1
+        if self.window_id % self.settings.policy.checkpoint_every == 0:
+            self.save_policy()
         self.last_decision = decision
         self.controller.explain = {
             "window_id": record["id"], "at": record["at"], "decision": decision.as_dict(),
+            "executed": record["executed"], "arms": self._arm_table(decision),
+            "mode": decision.mode, "policy_state": self.policy_note, "basis": self._basis(),
             "verdict": verdict.why, "guard": record["guard"],
             "features": features.as_dict(), "missing_features": list(features.missing),
             "quality": record["quality"], "terms": score.terms, "cost": record["cost"],
@@ -212,6 +244,26 @@ class Daemon:
         }
         self._update_metrics(window, decision, score, decided_s)
         self.notifier.status(self._status_line())
+
+    def _arm_table(self, decision: Decision) -> list[dict[str, Any]]:
+        """Every eligible arm: probability, estimated value (reward, −cost) and its
+        uncertainty, most probable first."""
+        rows = []
+        for key, p in decision.distribution.items():
+            arm = self.arm_set.get(key) if key in self.arm_set else None
+            rows.append({"arm": arm.label if arm else key, "key": key, "probability": p,
+                         "value": decision.values.get(key),
+                         "uncertainty": decision.uncertainty.get(key)})
+        return sorted(rows, key=lambda r: (-r["probability"], -(r["value"] or -1e9)))
+
+    def _basis(self) -> str:
+        """What the policy's values rest on (advisory mode measures only the fair
+        scheduler: every other arm's value is the pretrained prior's)."""
+        if self.actuator.mode == "advisory":
+            return ("prior-based: advisory mode runs only the fair scheduler, so the values "
+                    "of the other arms come from the policy's prior (" + self.policy_note +
+                    "), not from this machine")
+        return "learnt online on this machine from " + self.policy_note
 
     def _journal(self, record: dict[str, Any]) -> None:
         if self.journal is None:
@@ -234,7 +286,17 @@ class Daemon:
             m.cost_ratio = dict(score.cost.ratios)
         m.decisions[(decision.policy, decision.explore)] += 1
         m.decision_seconds.observe(decided_s)
-        m.action_probability = dict(decision.distribution)
+        m.action_probability = {(self.arm_set.get(k).label if k in self.arm_set else k, k): p
+                                for k, p in decision.distribution.items()}
+        m.explored.append(1.0 if decision.explore else 0.0)
+        st = decision.stats
+        m.policy_epsilon = float(st.get("epsilon") or st.get("floor") or 0.0)
+        m.policy_entropy = float(st.get("entropy", 0.0))
+        m.policy_losses = {k.removesuffix("_loss"): float(v) for k, v in st.items()
+                           if k.endswith("_loss")}
+        m.policy_updates = int(getattr(self.policy, "updates", 0))
+        m.policy_changes = int(st.get("changes", 0))
+        m.checkpoint_saved_at = self.checkpoint_saved_at
         for name in WindowHistogram:
             h = getattr(window, name)
             if h is not None:
@@ -249,7 +311,9 @@ class Daemon:
         return {
             "why": self.last_decision.reason if self.last_decision else "no window yet",
             "policy": {"name": self.policy.name, "version": self.policy.version,
-                       "objective": self.settings.policy.objective},
+                       "objective": self.settings.policy.objective,
+                       "arms": len(self.arm_set), "arm_set": self.arm_set.hash,
+                       "state": self.policy_note},
             "telemetry": self.sampler.health.as_dict() if self.sampler else {},
             "windows": self.window_id, "uptime_s": time.time() - self.started_wall,
             "reference": self.scorer.as_dict(),
@@ -268,8 +332,9 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config_path, self.overrides)
-            make_policy(new.policy, self.probed)
+            policies.entry(new.policy.name)
             self.catalog.action(new.actuator.exit_scheduler)
+            policy = self._make_policy(new) if new.policy != self.settings.policy else None
         except (ConfigError, ValueError, CatalogError) as exc:
             log.error("SIGHUP: invalid configuration, keeping the running one:\n%s", exc)
             self._journal({"kind": "event", "event": "reload_failed", "at": time.time(),
@@ -277,8 +342,13 @@ class Daemon:
             self.notifier.send(READY=1, STATUS="reload failed; old configuration kept")
             return
         needs_restart = [k for k in RESTART_ONLY if getattr(new, k) != getattr(self.settings, k)]
-        if new.policy != self.settings.policy:
-            self.policy = make_policy(new.policy, self.probed)
+        if policy is not None:
+            # Learned state survives a reload: checkpoint the old learner, then give the new
+            # one the newest state it can use (its own checkpoint, else pretrained).
+            self.save_policy()
+            self.policy = self.path.policy = policy
+            self.path.joiner.reset()
+            self.policy_note = policies.restore(self.policy, new.policy, self.state_dir)
         self.guard.cfg = new.guard
         self.actuator.cfg = new.actuator
         self.scorer.objective = new.policy.objective
@@ -306,6 +376,7 @@ class Daemon:
         self.controller.close()
         if self.control is not None:
             self.control.close()
+        self.save_policy()
         result = self.actuator.shutdown(self.exit_action)
         if self.sampler is not None:
             self.sampler.close()

@@ -1,11 +1,12 @@
 """The decision path of one window — score → decide → guard → (apply) → record → learn — as one
 object that ``scxd run`` and the replay benchmark both drive.
 
-The daemon (:mod:`scxd.daemon`) calls it with real telemetry and the real actuator between
-:meth:`DecisionPath.decide` and :meth:`DecisionPath.record`; the replay benchmark
-(:mod:`scxd.replay.simulate`) calls it with recorded windows and a simulated swap.  Nothing
-else differs: the same guard rules, the same fair reference and cost, the same composite
-propensity, the same transition join and ``Policy.update``.
+The daemon (:mod:`scxd.daemon`) calls it with real telemetry, the actuator's answer to "what
+runs" and, between :meth:`DecisionPath.decide` and :meth:`DecisionPath.record`, the
+controller's real swap; the replay benchmark (:mod:`scxd.replay.simulate`) calls it with
+recorded windows and a simulated swap.  Nothing else differs: the same scorer (fair reference,
+cost, what feeds the regression guard), the same guard rules, the same composite propensity,
+the same transition join and ``Policy.update``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scxd.actuator import Running
 from scxd.catalog import Action
 from scxd.features import FeatureVector
 from scxd.guard import Guard, Verdict
@@ -21,7 +23,7 @@ from scxd.policy import Decision, Policy
 from scxd.policy.arms import ArmSet, arm_key
 from scxd.record import Choice, Context, Transition, TransitionJoiner, WindowRecord
 from scxd.record import composite_distribution as composite
-from scxd.reward import Cost, FairReference, cost
+from scxd.scorer import Score, Scorer
 
 
 @dataclass
@@ -29,35 +31,27 @@ class DecisionPath:
     policy: Policy
     guard: Guard
     arms: ArmSet
-    objective: str
-    reference: FairReference
+    scorer: Scorer
 
     def __post_init__(self) -> None:
         self.joiner = TransitionJoiner()
-        self.fair = next((a.action for a in self.arms if a.action.is_fair), None)
         self.eligible = self.arms.actions()
 
-    def score(self, terms: Mapping[str, float | None], running: Action | None) -> Cost | None:
-        """Cost of the window that just closed (None: a warm-up window, or ``running`` is
-        None — the kernel ran something that is not ours).  The fair scheduler's windows
-        feed the fair reference; the others feed the regression guard."""
-        scored = self.guard.window_scored() and running is not None
-        if not scored or running is None:
-            return None
-        c = cost(terms, self.objective, self.reference.means())
-        if running.is_fair:
-            self.reference.add_cost(self.objective, c.value)
-            self.reference.add(terms)
-        else:
-            self.guard.record_cost(c.value)
-        return c
+    def score(self, terms: Mapping[str, float | None], running: Running) -> Score:
+        """The window that just closed, judged by the scorer once the guard's warm-up is
+        over; a cost the regression guard must see is handed to it."""
+        score = self.scorer.score_terms(dict(terms), running, warm=self.guard.window_scored())
+        if score.for_guard is not None:
+            self.guard.record_cost(score.for_guard)
+        return score
 
     def decide(self, features: FeatureVector, current: Action, now: float
                ) -> tuple[Decision, Verdict]:
+        """The policy's decision (it knows what runs: a swap has a price) and the guard's
+        verdict on it; nothing is applied here."""
         decision = self.policy.decide(features, self.eligible, current)
-        fair = self.fair or current
-        verdict = self.guard.review(decision.action, current, fair, now,
-                                    self.reference.baseline_cost(self.objective))
+        verdict = self.guard.review(decision.action, current, self.scorer.fair, now,
+                                    self.scorer.baseline_cost())
         return decision, verdict
 
     def choice(self, decision: Decision, verdict: Verdict, executed: Action) -> Choice:
@@ -69,18 +63,19 @@ class DecisionPath:
                       decision.policy, decision.policy_version, self.arms.hash)
 
     def record(self, *, at: float, window_id: int | None, features: FeatureVector,
-               running_key: str, running_label: str, window_cost: Cost | None,
-               terms: Mapping[str, float | None], choice: Choice,
+               running: Running, score: Score, choice: Choice,
                tags: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None
                ) -> tuple[WindowRecord, Transition | None]:
         """The window's typed record; the transition it completes goes to the policy."""
+        key = arm_key(running.action) if running.action is not None else running.label
+        c = score.cost
         rec = WindowRecord(
             at=at, id=window_id,
             context=Context(features.schema, features.version,
                             tuple(float(v) for v in features.values), features.missing),
-            running=running_key, running_label=running_label, warmup=window_cost is None,
-            terms=dict(terms), cost=window_cost.value if window_cost else None,
-            objective=self.objective, choice=choice, tags=dict(tags or {}),
+            running=key, running_label=running.label, warmup=c is None,
+            terms=dict(score.terms), cost=c.value if c else None,
+            objective=self.scorer.objective, choice=choice, tags=dict(tags or {}),
             extra=dict(extra or {}))
         transition = self.joiner.push(rec)
         if transition is not None:

@@ -65,6 +65,11 @@ class Verdict:
     apply: Action | None           # what to apply now (None = hold)
     events: tuple[GuardEvent, ...]
     why: str
+    # True when what runs next is the policy's own draw: its proposal is applied or kept,
+    # and any other proposal would have been applied too.  Then the probability of the
+    # executed arm under policy∘guard is the policy's; otherwise the guard decided alone
+    # and that probability is 1 (scxd.record.composite_distribution).
+    policy_draw: bool = False
 
 
 @dataclass
@@ -198,7 +203,8 @@ class Guard:
                                       f"{current.label()} → fair: {evidence}"))
             return Verdict(fair, tuple(events), "regression guard")
         if proposed.same_as(current):
-            return Verdict(None, tuple(events), "policy keeps the current scheduler")
+            return Verdict(None, tuple(events), "policy keeps the current scheduler",
+                           policy_draw=not self.swap_blocked(now))
         dwell = now - self.current_since
         if dwell < self.cfg.min_dwell:
             events.append(self._event(GuardEventKind.DWELL_HOLD, f"{proposed.label()} waits: "
@@ -210,7 +216,16 @@ class Guard:
                                       f"{proposed.label()} refused: {used} swaps in the "
                                       f"last hour (budget {self.cfg.swaps_per_hour})"))
             return Verdict(None, tuple(events), "swap budget")
-        return Verdict(proposed, tuple(events), "policy")
+        return Verdict(proposed, tuple(events), "policy", policy_draw=True)
+
+    def swap_blocked(self, now: float) -> str:
+        """Why a swap to another arm would be held now by dwell or budget ('' = it would
+        not).  Pure: no event is counted."""
+        if now - self.current_since < self.cfg.min_dwell:
+            return "minimum dwell time"
+        if self.swaps_last_hour(now) >= self.cfg.swaps_per_hour:
+            return "swap budget"
+        return ""
 
     def status(self, now: float) -> dict:
         return {

@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +41,8 @@ from scxd.guard import GuardEventKind
 from scxd.histogram import HIST_SLOTS, Log2Histogram, WindowHistogram, le_bounds_seconds
 
 SWAP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Decisions the exploration ratio is computed over.
+EXPLORE_WINDOW = 100
 DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 KERNEL_STATES = ("enabling", "enabled", "disabling", "disabled", "unavailable")
 TELEMETRY_SOURCES = ("system", "bpf", "schedstat")
@@ -75,6 +78,13 @@ class MetricName(StrEnum):
     DECISIONS = "scxd_decisions"
     DECISION_DURATION = "scxd_decision_duration_seconds"
     ACTION_PROBABILITY = "scxd_policy_action_probability"
+    POLICY_EXPLORATION = "scxd_policy_exploration_ratio"
+    POLICY_EPSILON = "scxd_policy_epsilon"
+    POLICY_ENTROPY = "scxd_policy_entropy_nats"
+    POLICY_LOSS = "scxd_policy_loss"
+    POLICY_UPDATES = "scxd_policy_updates"
+    POLICY_CHANGES = "scxd_policy_change_detections"
+    POLICY_CHECKPOINT_AGE = "scxd_policy_checkpoint_age_seconds"
     REWARD = "scxd_reward"
     COST_RATIO = "scxd_cost_ratio"
     RUNQUEUE_LATENCY = "scxd_runqueue_latency_seconds"
@@ -158,7 +168,15 @@ class MetricsState:
     decisions: Counter = field(default_factory=Counter)             # (policy, explore)
     decision_seconds: FixedHistogram = field(
         default_factory=lambda: FixedHistogram(DECISION_BUCKETS))
-    action_probability: dict[str, float] = field(default_factory=dict)
+    action_probability: dict[tuple[str, str], float] = field(default_factory=dict)  # (label,
+    #                                                                       key) → probability
+    explored: deque = field(default_factory=lambda: deque(maxlen=EXPLORE_WINDOW))
+    policy_epsilon: float = 0.0          # ε, or the ucb floor mass, of the last decision
+    policy_entropy: float = 0.0          # nats, of the last decision's distribution
+    policy_losses: dict[str, float] = field(default_factory=dict)   # critic/actor loss
+    policy_updates: int = 0
+    policy_changes: int = 0              # detected workload changes (re-opened exploration)
+    checkpoint_saved_at: float | None = None                        # wall time
     reward: float | None = None
     cost_ratio: dict[str, float] = field(default_factory=dict)
     histograms: dict[WindowHistogram, Log2Histogram] = field(
@@ -282,10 +300,11 @@ class ScxdCollector:
         dh.add_metric([], s.decision_seconds.buckets(), s.decision_seconds.total)
         yield dh
         prob = GaugeMetricFamily(N.ACTION_PROBABILITY, "probability of each arm in the last "
-                                 "decision", labels=["arm"])
-        for arm, p in s.action_probability.items():
-            prob.add_metric([arm], p)
+                                 "decision", labels=["arm", "key"])
+        for (arm, key), p in s.action_probability.items():
+            prob.add_metric([arm, key], p)
         yield prob
+        yield from self._policy(s)
         if s.reward is not None:
             yield GaugeMetricFamily(N.REWARD, "reward (−cost) of the last scored window "
                                     "under the configured objective", value=s.reward)
@@ -315,6 +334,32 @@ class ScxdCollector:
         for (method, outcome), n in s.control_requests.items():
             ctl.add_metric([method, outcome], n)
         yield ctl
+
+    @staticmethod
+    def _policy(s: MetricsState) -> Iterable:
+        """What the learner is doing: exploration, ε, entropy, losses, checkpoint age."""
+        N = MetricName
+        rate = sum(s.explored) / len(s.explored) if s.explored else 0.0
+        yield GaugeMetricFamily(N.POLICY_EXPLORATION, f"share of the last {EXPLORE_WINDOW} "
+                                "decisions that explored", value=rate)
+        yield GaugeMetricFamily(N.POLICY_EPSILON, "exploration probability of the last "
+                                "decision (epsilon mode: ε; ucb mode: the floor mass)",
+                                value=s.policy_epsilon)
+        yield GaugeMetricFamily(N.POLICY_ENTROPY, "entropy of the last decision's action "
+                                "distribution", value=s.policy_entropy)
+        loss = GaugeMetricFamily(N.POLICY_LOSS, "last training step's losses",
+                                 labels=["loss"])
+        for name, v in s.policy_losses.items():
+            loss.add_metric([name], v)
+        yield loss
+        yield CounterMetricFamily(N.POLICY_UPDATES, "transitions the policy learnt from",
+                                  value=s.policy_updates)
+        yield CounterMetricFamily(N.POLICY_CHANGES, "workload changes detected "
+                                  "(exploration re-opened)", value=s.policy_changes)
+        if s.checkpoint_saved_at is not None:
+            yield GaugeMetricFamily(N.POLICY_CHECKPOINT_AGE, "time since the learned state "
+                                    "was last saved",
+                                    value=max(0.0, time.time() - s.checkpoint_saved_at))
 
     @staticmethod
     def _counter(name: str, doc: str, label: str, counts: Counter,

@@ -47,7 +47,11 @@ class Scorer:
 
     def score(self, window: Window, running: Running, warm: bool) -> Score:
         """``warm``: the guard's warm-up after the last swap is over for this window."""
-        terms = window_terms(window)
+        return self.score_terms(window_terms(window), running, warm)
+
+    def score_terms(self, terms: dict[str, float | None], running: Running, warm: bool
+                    ) -> Score:
+        """The same judgement from a window's raw terms (replay has terms, not windows)."""
         if not warm:
             return Score(terms, None, "warm-up after a swap")
         if not running.trusted:
