@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from scxd.actuator import Running
 from scxd.config import GuardConfig
 from scxd.decide import DecisionPath
 from scxd.features import FeatureVector
@@ -34,6 +35,7 @@ from scxd.policy.base import OfflineData
 from scxd.record import WindowRecord
 from scxd.replay.logs import ReplayLog
 from scxd.reward import FairReference, cost
+from scxd.scorer import Scorer
 
 
 def headline(workload: str, manifest: Mapping[str, Any] | None = None
@@ -236,10 +238,10 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
     rng = np.random.default_rng(seed + 7919)
     arms = table.arms
     wi = {w: i for i, w in enumerate(table.workloads)}
-    path = DecisionPath(policy, Guard(guard_cfg, current_since=0.0), arms, objective,
-                        FairReference())
     fair = arms.fair_index()
     current = arms[fair if fair is not None else 0].action
+    path = DecisionPath(policy, Guard(guard_cfg, current_since=0.0), arms,
+                        Scorer(objective, current if current.is_fair else arms[0].action))
     rows: dict[str, list] = defaultdict(list)
     now, t = 0.0, 0
     for p, (w, n) in enumerate(plan):
@@ -254,7 +256,9 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
             features = FeatureVector(src.context.schema, src.context.version,
                                      src.context.array(), src.context.missing)
             t0 = time.perf_counter()
-            window_cost = path.score(src.terms, current)
+            ran = Running(current, running.label, True, "replayed")
+            score = path.score(src.terms, ran)
+            window_cost = score.cost
             decision, verdict = path.decide(features, current, now)
             executed = current
             if verdict.apply is not None:
@@ -262,9 +266,8 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
                 path.guard.on_apply_result(True, "", now)
                 executed = verdict.apply
             choice = path.choice(decision, verdict, executed)
-            path.record(at=now, window_id=t, features=features, running_key=running.key,
-                        running_label=running.label, window_cost=window_cost,
-                        terms=src.terms, choice=choice)
+            path.record(at=now, window_id=t, features=features, running=ran, score=score,
+                        choice=choice)
             rows["seconds"].append(time.perf_counter() - t0)
             rows["workload"].append(wi[w])
             rows["phase"].append(p)

@@ -385,19 +385,33 @@ enabled = false
 """
 
 
+#: How long ``scxd run`` with the torch policy may take to open its socket in the guest.
+TORCH_START_S = 600.0
+#: The torch network policy, exploring hard so that it swaps among real schedulers quickly.
+NETWORK_CONFIG = DAEMON_CONFIG.replace('name = "fixed"\nscheduler = "scx_simple"', """\
+name = "network"
+seed = 11
+arm_space = "presets"
+checkpoint_every = 5
+[policy.network]
+exploration = "epsilon"
+epsilon_start = 0.7
+epsilon_floor = 0.5""").replace("warmup_windows = 0", "warmup_windows = 1\nswaps_per_hour = 3600")
+
+
 class ScxdProcess:
-    def __init__(self, state: Path):
+    def __init__(self, state: Path, config: str = DAEMON_CONFIG, start_s: float = 120.0):
         state.mkdir(parents=True, exist_ok=True)
         self.sock = state / "scxd.sock"
         cfg = state / "scxd.toml"
-        cfg.write_text(DAEMON_CONFIG.format(state=state, bin=TESTBED_BIN))
+        cfg.write_text(config.format(state=state, bin=TESTBED_BIN))
         self.log = open(state / "scxd.log", "w")  # noqa: SIM115 - closed in stop()
         # ``-m`` from the working tree (the guest's cwd), not the installed console script:
         # the guest must run the code under test.
         self.proc = subprocess.Popen([sys.executable, "-m", "scxd.cli", "run", "--config",
                                       str(cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + start_s
         while not self.sock.exists() and self.proc.poll() is None and \
                 time.monotonic() < deadline:
             time.sleep(0.1)
@@ -517,11 +531,69 @@ def daemon_sigkill(r: Record, state: Path) -> None:
     r.check("ends on fair", read_state(HOST).disabled)
 
 
+def daemon_network(r: Record, state: Path) -> None:
+    """``scxd run`` with the torch network policy on the real kernel: it swaps among real
+    schedulers (each verified by the kernel), journals the composite propensity of what it
+    runs, checkpoints, and a restarted scxd starts from that checkpoint."""
+    # Importing torch under software emulation takes minutes (seconds on hardware).
+    d = ScxdProcess(state, NETWORK_CONFIG, start_s=TORCH_START_S)
+    seen: set[str] = set()
+
+    def ops_seen() -> bool:
+        k = read_state(HOST)
+        seen.add(k.ops.split("_")[0] if k.enabled and k.ops else "fair")
+        return len(seen) >= 3
+
+    try:
+        r.check("scxd run (network) started", d.sock.exists(), d.output())
+        r.check("it swaps among three real schedulers", wait(ops_seen, 180),
+                [sorted(seen), d.output()])
+        st = d.status()
+        r.check("status names the network policy and its arm set",
+                st["policy"]["name"] == "network" and st["policy"]["arms"] >= 4, st["policy"])
+        status_matches_kernel(r, d, "network")
+        explain = json.loads(d.scxctl("explain", "--json").stdout)
+        r.check("explain: per-arm probability, value, uncertainty",
+                explain.get("mode") == "epsilon" and all(
+                    a["value"] is not None for a in explain.get("arms", [])), explain)
+        n = st["windows"]
+        wait(lambda: d.status()["windows"] >= n + 6, 60)
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(30)
+        r.check("SIGTERM: exit 0, fair scheduler", rc == 0 and read_state(HOST).disabled, rc)
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.log.close()
+    windows = list(JournalReader(state / "journal").windows())
+    swaps = [w for w in windows if w.get("swapped")]
+    r.data["swaps"] = len(swaps)
+    r.data["schedulers_seen"] = sorted(seen)
+    bad = [w["executed"] for w in windows if not w.get("executed")
+           or not 0 < w["executed"]["propensity"] <= 1
+           or (not w["executed"]["by_policy"] and w["executed"]["propensity"] != 1.0)]
+    r.check("every window journals the composite propensity", windows and not bad, bad[:3])
+    r.check("swaps verified by the kernel", swaps and all(
+        w["swap"]["ok"] for w in swaps), [w["swap"] for w in swaps if not w["swap"]["ok"]][:3])
+    r.check("checkpoint written", (state / "policy" / "network.npz").exists())
+    again = ScxdProcess(state, NETWORK_CONFIG, start_s=TORCH_START_S)
+    try:
+        note = again.status()["policy"]["state"] if again.sock.exists() else again.output()
+        r.check("a restarted scxd starts from the checkpoint", "state from checkpoint" in note,
+                note)
+    finally:
+        again.proc.send_signal(signal.SIGTERM)
+        again.proc.wait(30)
+        again.log.close()
+    r.check("ends on fair", read_state(HOST).disabled)
+
+
 SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
     f.__name__: f for f in (swap_sequence, sigkill_recovery, bad_flags_rollback, partial_mode,
                             external_takeover, ebusy_race, qmap_error_ejection,
                             qmap_stall_ejection, central_start, fair_tunables, bpf_telemetry,
-                            daemon_e2e, daemon_sigkill)
+                            daemon_e2e, daemon_sigkill, daemon_network)
 }
 
 
