@@ -1,4 +1,4 @@
-"""``scxd``: the daemon's command line (run, observe, check-config, catalog, tune).
+"""``scxd``: the daemon's command line (run, observe, check-config, catalog, tune, replay).
 
 Exit codes: 0 success, 1 run-time failure, 2 bad usage or bad configuration (nothing was
 started).  Configuration precedence: defaults < TOML (--config) < SCXD_* env < flags.
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     from scxd.tune.cli import add_parser as add_tune_parser
 
     add_tune_parser(sub)
+    from scxd.replay.cli import add_parser as add_replay
+
+    add_replay(sub)
     return parser
 
 
@@ -161,6 +164,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "replay":  # offline: reads files it is given, not the daemon's config
+        from scxd.replay.cli import run as run_replay
+
+        return run_replay(args)
     if args.verb == "check-config" and args.example:
         print(example_toml(), end="")
         return EXIT_OK

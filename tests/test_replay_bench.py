@@ -113,3 +113,12 @@ def test_holdout_workloads_train_without_them(log, table):
                             [w for w in table.workloads if w != "mixed"], 2, 0)
     assert "mixed" not in set(data.groups) and len(data) > 0
     assert data.context_arms is not None and (data.context_arms < len(table.arms)).all()
+
+
+def test_scxd_replay_bench_command(capsys):
+    from scxd import cli
+
+    assert cli.main(["replay", "bench", "--dataset", DATA, "--policies", "fixed,uniform",
+                     "--seeds", "1", "--windows", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "| fixed |" in out and "| uniform |" in out
