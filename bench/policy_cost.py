@@ -25,7 +25,6 @@ import argparse
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from daemon_cost import slope_per_hour  # noqa: E402  (bench/ is this script's path)
 
 from scxd.catalog import build_catalog  # noqa: E402
 from scxd.config import PolicyConfig  # noqa: E402
@@ -52,15 +53,6 @@ from scxd.replay.logs import load_logs  # noqa: E402
 
 def pct(values, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
-
-
-def slope_per_hour(points: list[tuple[float, float]]) -> float:
-    if len(points) < 2:
-        return 0.0
-    xs, ys = zip(*points, strict=True)
-    mx, my = statistics.mean(xs), statistics.mean(ys)
-    den = sum((x - mx) ** 2 for x in xs) or 1.0
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den * 3600
 
 
 def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[np.ndarray],

@@ -13,7 +13,8 @@ import pytest
 from scxd.journal import JournalReader
 from scxd.replay.logs import load_logs
 from tests.daemon_helper import ACTIVE, Daemon
-from tests.fakes import FakeKernel, fake_processes, install_fake, wait_for
+from tests.fakes import wait_for
+from tests.test_daemon import fake  # noqa: F401  (the fake kernel with two fake loaders)
 
 NETWORK = ACTIVE.replace('name = "fixed"\nscheduler = "scx_simple"', '''name = "network"
 seed = 7
@@ -28,22 +29,12 @@ hidden = 16
 ''')
 
 
-@pytest.fixture
-def fake(tmp_path):
-    with FakeKernel(tmp_path / "host") as kernel:
-        install_fake(tmp_path / "bin", "scx_simple", kernel.root, "simple", supports="-f -v -h")
-        install_fake(tmp_path / "bin", "scx_qmap", kernel.root, "qmap",
-                     supports="-s -b -H -p -e -t -T -h")
-        yield kernel
-        assert wait_for(lambda: not fake_processes(kernel.root), 10), "orphaned loaders"
-
-
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         return r.read().decode()
 
 
-def test_network_policy_end_to_end(tmp_path, fake):
+def test_network_policy_end_to_end(tmp_path, fake):  # noqa: F811 (the imported fixture)
     assert 'name = "network"' in NETWORK
     d = Daemon(tmp_path, NETWORK)
     seen: set[str] = set()

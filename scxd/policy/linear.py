@@ -29,16 +29,18 @@ if TYPE_CHECKING:
 
 
 class RidgeLearner(Learner):
-    """Per-arm discounted ridge regression (the statistics the three policies share)."""
+    """Per-arm discounted ridge regression (the statistics the three policies share); each
+    subclass reads its own ``[policy.<name>]`` table (``ridge``, ``discount`` and its own
+    exploration keys) as ``self.c``."""
 
     per_arm = ("A", "b")
 
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig | None, ridge: float,
-                 discount: float):
+    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
         super().__init__(env, cfg)
+        self.c = c = getattr(cfg, self.name)
         d = env.n_features + 1
-        self.ridge, self.discount = ridge, discount
-        self.A = np.tile(np.eye(d) * ridge, (self.k, 1, 1))
+        self.ridge, self.discount = c.ridge, c.discount
+        self.A = np.tile(np.eye(d) * c.ridge, (self.k, 1, 1))
         self.b = np.zeros((self.k, d))
         self._eye = np.eye(d)
 
@@ -64,11 +66,6 @@ class LinUCBPolicy(RidgeLearner):
     version = "linucb-1"
     mode = "ucb"
 
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
-        c = cfg.linucb
-        super().__init__(env, cfg, c.ridge, c.discount)
-        self.c = c
-
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         mean, sd = self.estimates(x)
         probs = ex.ucb(mean, self.c.alpha * sd, mask, self.c.p_min)
@@ -80,11 +77,6 @@ class LinTSPolicy(RidgeLearner):
     name = "lints"
     version = "lints-1"
     mode = "thompson"
-
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
-        c = cfg.lints
-        super().__init__(env, cfg, c.ridge, c.discount)
-        self.c = c
 
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         mean, sd = self.estimates(x)
@@ -101,11 +93,6 @@ class SquareCBPolicy(RidgeLearner):
     name = "squarecb"
     version = "squarecb-1"
     mode = "squarecb"
-
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
-        c = cfg.squarecb
-        super().__init__(env, cfg, c.ridge, c.discount)
-        self.c = c
 
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         mean, sd = self.estimates(x)

@@ -30,13 +30,18 @@ if TYPE_CHECKING:
 class VWPolicy(Learner):
     name = "vw"
     version = "vw-1"
-    explore_args = ""
+
+    @staticmethod
+    def exploration(cfg: PolicyConfig) -> str:
+        """VW's exploration arguments for this peer."""
+        raise NotImplementedError
 
     def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
         import vowpalwabbit
 
         super().__init__(env, cfg)
         self.c = cfg.vw
+        self.explore_args = self.exploration(cfg)
         self._vw_mod = vowpalwabbit
         self.args = (f"--cb_explore_adf {self.explore_args} -q sa --quiet "
                      f"--random_seed {env.seed % 2**31} {self.c.extra_args}").strip()
@@ -103,9 +108,9 @@ class VWSquareCBPolicy(VWPolicy):
     version = "vw_squarecb-1"
     mode = "squarecb"
 
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
-        self.explore_args = f"--squarecb --gamma_scale {cfg.vw.gamma_scale}"
-        super().__init__(env, cfg)
+    @staticmethod
+    def exploration(cfg: PolicyConfig) -> str:
+        return f"--squarecb --gamma_scale {cfg.vw.gamma_scale}"
 
 
 class VWEpsilonPolicy(VWPolicy):
@@ -113,6 +118,6 @@ class VWEpsilonPolicy(VWPolicy):
     version = "vw_epsilon-1"
     mode = "epsilon"
 
-    def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
-        self.explore_args = f"--epsilon {cfg.vw.epsilon}"
-        super().__init__(env, cfg)
+    @staticmethod
+    def exploration(cfg: PolicyConfig) -> str:
+        return f"--epsilon {cfg.vw.epsilon}"
