@@ -209,6 +209,17 @@ class ControlConfig(Section):
     max_request_bytes: int = Field(65536, ge=256, le=16 * 1024**2,
                                    json_schema_extra=unit("bytes"),
                                    description="larger requests are refused")
+    max_connections: int = Field(32, ge=4, le=1024, json_schema_extra=unit("connections"),
+                                 description="served at once; 2 of them are kept for root")
+    connections_per_user: int = Field(8, ge=1, le=1024, json_schema_extra=unit("connections"),
+                                      description="at most this many per non-root uid, and "
+                                      "per process")
+    idle_timeout: float = Field(30.0, ge=0.5, le=3600.0, json_schema_extra=unit("s"),
+                                description="a connection idle this long between requests "
+                                "is closed")
+    request_timeout: float = Field(5.0, ge=0.1, le=600.0, json_schema_extra=unit("s"),
+                                   description="a request must arrive whole this soon after "
+                                   "its first byte (slow clients are cut off)")
 
 
 class JournalConfig(Section):

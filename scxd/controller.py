@@ -335,7 +335,7 @@ class Controller:
         try:
             return cmd.future.result(timeout=COMMAND_TIMEOUT_S)
         except FutureTimeout:
-            raise ControlError(RpcError.BUSY, f"scxd did not finish {verb} within "
+            raise ControlError(RpcError.TIMEOUT, f"scxd did not finish {verb} within "
                                f"{COMMAND_TIMEOUT_S:.0f} s; it may still complete — see "
                                "scxctl history") from None
 

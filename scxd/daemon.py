@@ -151,7 +151,11 @@ class Daemon:
         self.control = ControlServer(
             s.control.socket, self.controller.handle_request, METHODS, group=s.control.group,
             group_can_change=s.control.group_can_change,
-            max_request_bytes=s.control.max_request_bytes, on_request=self.board.count_request)
+            max_request_bytes=s.control.max_request_bytes,
+            max_connections=s.control.max_connections,
+            connections_per_user=s.control.connections_per_user,
+            idle_timeout=s.control.idle_timeout, request_timeout=s.control.request_timeout,
+            on_request=self.board.count_request)
         self.control.start()
         if self.notifier.watchdog_interval:
             self.ticker.every(self.notifier.watchdog_interval, self.notifier.watchdog)

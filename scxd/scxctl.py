@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(glue_args(sys.argv[1:] if argv is None else argv))
     params = params_for(args)
     try:
-        result = call(args.socket, args.verb, params)
+        result = call(args.socket, args.verb, params, busy_retries=3)
     except FileNotFoundError:
         print(f"scxctl: cannot reach scxd: {args.socket} does not exist (is scxd running?)",
               file=sys.stderr)

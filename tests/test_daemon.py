@@ -153,7 +153,7 @@ def test_control_socket_robustness(tmp_path):
             return json.loads(exchange(d.sock, data, timeout=10))
 
         assert raw(b"{nope\n")["error"]["code"] == -32700
-        assert raw(b"[1,2]\n")["error"]["code"] == -32600
+        assert raw(b"[]\n")["error"]["code"] == -32600
         assert raw(b'{"jsonrpc":"2.0","id":3,"method":"reboot"}\n')["error"]["code"] == -32601
         r = raw(b'{"jsonrpc":"2.0","id":4,"method":"history","params":{"n":"all"}}\n')
         assert r["error"]["code"] == -32602 and r["id"] == 4
