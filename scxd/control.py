@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import os
+import select
 import socket
 import struct
 import threading
@@ -87,6 +88,9 @@ MAX_SOCKET_PATH = 107
 #: Connections only root may use, whatever the others hold.
 ROOT_RESERVED = 2
 MAX_BATCH = 16
+#: Pending connections the kernel queues for accept(): deep enough that a burst of refused
+#: connections from one client does not make connect() fail for the others.
+LISTEN_BACKLOG = 1024
 #: A reply must be written within this (a client that does not read is dropped).
 WRITE_TIMEOUT_S = 5.0
 #: Rate limit of client-error warnings: this many per window, then one summary.
@@ -160,10 +164,10 @@ class RateLimitedWarnings:
             else:
                 self._suppressed[kind] += 1
         if summary:
-            self.log.warning("control: %s more client errors were not logged (last %.0f s)",
+            self.log.warning("%s more client errors were not logged (last %.0f s)",
                              summary, self.window)
         if emit:
-            self.log.warning("control: %s", message)
+            self.log.warning("%s", message)
 
 
 def parse_request_bytes(line: bytes) -> Any:
@@ -181,6 +185,17 @@ def parse_request_bytes(line: bytes) -> Any:
                            f"{exc.start})") from None
     except ValueError as exc:  # JSONDecodeError, and int() refusing absurdly long numbers
         raise ControlError(PARSE_ERROR, f"parse error: {exc}"[:200]) from None
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """Has the peer closed its end (seen without reading anything)?"""
+    poller = select.poll()
+    poller.register(conn, select.POLLRDHUP)
+    try:
+        return any(ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+                   for _, ev in poller.poll(0))
+    except OSError:
+        return True
 
 
 Handler = Callable[[str, dict[str, Any], Peer], Any]
@@ -211,9 +226,7 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._by_uid: Counter = Counter()
-        self._by_pid: Counter = Counter()
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, Peer] = {}  # connections holding a slot
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -239,7 +252,7 @@ class ControlServer:
             os.chmod(tmp, 0o660)
             if self.gid is not None:
                 os.chown(tmp, 0, self.gid)
-            sock.listen(64)
+            sock.listen(LISTEN_BACKLOG)
             if tmp != self.path:
                 os.rename(tmp, self.path)
         except OSError:
@@ -272,7 +285,7 @@ class ControlServer:
             self._sock.close()
             self._sock = None
         with self._lock:
-            for conn in self._open:  # wake connection threads blocked in recv
+            for conn in list(self._open):  # wake connection threads blocked in recv
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(FileNotFoundError):
@@ -281,37 +294,42 @@ class ControlServer:
     def connections(self) -> dict[int, int]:
         """uid → open connections (for tests and status)."""
         with self._lock:
-            return {uid: n for uid, n in self._by_uid.items() if n}
+            return dict(Counter(p.uid for p in self._open.values()))
 
     # -- admission ------------------------------------------------------------------------
     def _admit(self, conn: socket.socket, peer: Peer) -> str:
         """Take a slot for ``peer``; empty when admitted, else why not."""
         with self._lock:
-            total = sum(self._by_uid.values())
-            if self._by_pid[peer.pid] >= self.per_user:  # one leaking process, even root's
-                return (f"pid {peer.pid} already has {self._by_pid[peer.pid]} connections "
-                        f"(control.connections_per_user = {self.per_user})")
-            if peer.uid != 0:
-                if self._by_uid[peer.uid] >= self.per_user:
-                    return (f"uid {peer.uid} already has {self._by_uid[peer.uid]} connections "
-                            f"(control.connections_per_user = {self.per_user})")
-                if total >= self.max_connections - ROOT_RESERVED:
-                    return (f"all {self.max_connections - ROOT_RESERVED} connections for "
-                            "non-root clients are in use")
-            elif total >= self.max_connections:
-                return f"all {self.max_connections} connections are in use"
-            self._by_uid[peer.uid] += 1
-            self._by_pid[peer.pid] += 1
-            self._open.add(conn)
-            return ""
+            why = self._over_limit(peer, self._open)
+            if why:
+                # A client that closed a moment ago may not have been noticed by its
+                # connection thread yet: count only connections whose peer is still there.
+                why = self._over_limit(peer, {c: p for c, p in self._open.items()
+                                              if not _hung_up(c)})
+            if not why:
+                self._open[conn] = peer
+            return why
 
-    def _release(self, conn: socket.socket, peer: Peer) -> None:
+    def _over_limit(self, peer: Peer, held: Mapping[socket.socket, Peer]) -> str:
+        by_pid = sum(1 for p in held.values() if p.pid == peer.pid)
+        if by_pid >= self.per_user:  # one leaking process, even root's
+            return (f"pid {peer.pid} already has {by_pid} connections "
+                    f"(control.connections_per_user = {self.per_user})")
+        if peer.uid != 0:
+            by_uid = sum(1 for p in held.values() if p.uid == peer.uid)
+            if by_uid >= self.per_user:
+                return (f"uid {peer.uid} already has {by_uid} connections "
+                        f"(control.connections_per_user = {self.per_user})")
+            if len(held) >= self.max_connections - ROOT_RESERVED:
+                return (f"all {self.max_connections - ROOT_RESERVED} connections for "
+                        "non-root clients are in use")
+        elif len(held) >= self.max_connections:
+            return f"all {self.max_connections} connections are in use"
+        return ""
+
+    def _release(self, conn: socket.socket) -> None:
         with self._lock:
-            self._by_uid[peer.uid] -= 1
-            self._by_pid[peer.pid] -= 1
-            if not self._by_pid[peer.pid]:
-                del self._by_pid[peer.pid]
-            self._open.discard(conn)
+            self._open.pop(conn, None)
 
     def _refuse(self, conn: socket.socket, peer: Peer | None, why: str) -> None:
         """Answer "busy" without blocking the accept loop, then close cleanly."""
@@ -357,7 +375,7 @@ class ControlServer:
                 threading.Thread(target=self._connection, args=(conn, peer), daemon=True,
                                  name="control-conn").start()
             except RuntimeError:  # cannot start a thread: out of resources
-                self._release(conn, peer)
+                self._release(conn)
                 self._refuse(conn, peer, "cannot start a thread")
 
     def _connection(self, conn: socket.socket, peer: Peer) -> None:
@@ -368,7 +386,7 @@ class ControlServer:
         except Exception:  # a bug; the connection dies, the daemon does not
             log.exception("control connection from uid %d pid %d failed", peer.uid, peer.pid)
         finally:
-            self._release(conn, peer)
+            self._release(conn)
             with contextlib.suppress(OSError):
                 conn.close()
 
@@ -533,6 +551,23 @@ class ControlServer:
                            "root")
 
 
+def connect(s: socket.socket, path: str, timeout: float) -> None:
+    """``connect`` that waits while the daemon's accept queue is full (AF_UNIX says EAGAIN
+    at once to a socket with a timeout instead of blocking)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            s.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"{path}: the accept queue stayed full for "
+                                   f"{timeout:g} s") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def exchange(path: str | os.PathLike[str], data: bytes, timeout: float = 90.0) -> bytes:
     """Send raw bytes, return the raw reply line (empty if the daemon closed without one).
 
@@ -540,7 +575,7 @@ def exchange(path: str | os.PathLike[str], data: bytes, timeout: float = 90.0) -
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
         s.settimeout(timeout)
-        s.connect(str(path))
+        connect(s, str(path), timeout)
         # Refused before it read us: its reply (if any) says why, so read on.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             s.sendall(data)

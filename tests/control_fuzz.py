@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from scxd.control import MAX_BATCH, RpcError
+from scxd.control import MAX_BATCH, RpcError, connect
 
 METHODS = ("ping", "status", "get", "list", "history", "explain", "freeze", "thaw", "pin",
            "switch", "start", "unpin", "stop", "restore", "restart")
@@ -142,6 +142,8 @@ def _fuzz_case(rng: random.Random, serial: int) -> Case:
         return Case(json.dumps(batch).encode(), "any")
     if kind == 11:  # any JSON value (rarely a request): the reply echoes a usable id
         value = _value(rng)
+        if isinstance(value, list):  # a batch: one reply per member that is not a notification
+            return Case(json.dumps(value).encode(), "any")
         vid = value.get("id") if isinstance(value, dict) else None
         usable = isinstance(vid, str | int | float) and not isinstance(vid, bool)
         return Case(json.dumps(value).encode(), "reply", vid if usable else None)
@@ -179,7 +181,7 @@ class Checker:
         if self.sock is None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(self.timeout)
-            self.sock.connect(self.path)
+            connect(self.sock, self.path, self.timeout)
             self.buf = b""
         return self.sock
 

@@ -252,12 +252,12 @@ def test_warnings_are_one_line_and_rate_limited():
     w = RateLimitedWarnings(logger, burst=3, window=60, clock=lambda: now[0])
     for i in range(100):
         w.warn("parse_error", f"bad {i}")
-    assert records == ["control: bad 0", "control: bad 1", "control: bad 2"]
+    assert records == ["bad 0", "bad 1", "bad 2"]
     now[0] = 61
     w.warn("invalid_params", "next")
-    assert records[3] == ("control: 97 parse_error more client errors were not logged "
+    assert records[3] == ("97 parse_error more client errors were not logged "
                           "(last 60 s)")
-    assert records[4] == "control: next"
+    assert records[4] == "next"
 
 
 def test_socket_path_too_long_is_named(tmp_path):
