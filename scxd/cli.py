@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-address", metavar="HOST:PORT", help="Prometheus listen address")
     run.add_argument("--state-dir", metavar="DIR", help="journal and persisted intent")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="no line per window (the systemd unit runs quiet)")
 
     obs = with_config(sub.add_parser("observe", help="print windows as they close"))
     obs.add_argument("--count", "-n", type=int, metavar="N",
@@ -145,7 +148,10 @@ def cmd_observe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from scxd.daemon import run_daemon
+    from scxd.daemon import run_daemon, window_log
+
+    if args.quiet:
+        window_log.setLevel(logging.WARNING)
 
     return run_daemon(settings, config_path=args.config, overrides=_overrides(args))
 
@@ -164,6 +170,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None and args.verb != "run":
+        # Run as a program: like other Unix tools, `scxd catalog --json | head` ends
+        # quietly.  The daemon keeps Python's SIGPIPE-ignored default (its sockets report
+        # EPIPE instead), and so does a caller that passes argv (tests, embedding).
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args.verb == "replay":  # offline: reads files it is given, not the daemon's config
         from scxd.replay.cli import run as run_replay
 

@@ -48,11 +48,14 @@ from scxd.policy.base import PolicyEnv
 from scxd.probe import ProbedCatalog, probe_catalog
 from scxd.reward import window_terms
 from scxd.scorer import Score, Scorer
+from scxd.service import RunMarker, setting
 from scxd.telemetry.sampler import Sampler, TelemetryUnavailable
 from scxd.types import Window
 from scxd.window import Windower
 
 log = logging.getLogger("scxd")
+#: One line per window (``scxd run --quiet`` turns it off; the unit runs quiet).
+window_log = logging.getLogger("scxd.window")
 SHUTDOWN_BUDGET_S = 5.0
 #: Settings that only take effect at start-up (a reload reports them, keeps the old ones).
 RESTART_ONLY = ("telemetry", "metrics", "control", "host_root", "state_dir", "schedulers")
@@ -80,6 +83,7 @@ class Daemon:
         self.metrics_server: MetricsServer | None = None
         self.journal: JournalWriter | None = None
         self.sampler: Sampler | None = None
+        self.marker = RunMarker(self.state_dir)
         self._build(settings)
 
     # -- wiring -------------------------------------------------------------------------------
@@ -129,7 +133,12 @@ class Daemon:
 
     def start(self) -> None:
         s = self.settings
-        self.pending_events += self.controller.note_actuator(self.actuator.recover())
+        with setting("state_dir", s.state_dir):
+            self.marker.acquire()  # before anything touches the state or the kernel
+            previous = self.marker.previous()
+            recovered = self.controller.note_actuator(self.actuator.recover())
+            self.marker.begin(__version__)
+        self.pending_events += recovered
         self.sampler = Sampler(s.telemetry, self.host)
         self.sampler.open()
         health = self.sampler.health
@@ -139,24 +148,35 @@ class Daemon:
         self.windower.start(time.monotonic(), time.time())
         self.per_window = samples_per_window(s.telemetry.window, s.telemetry.sample_interval)
         if s.journal.enabled:
-            self.journal = JournalWriter(
-                self.state_dir / "journal", self._journal_header(), s.journal.max_file_bytes,
-                s.journal.max_files, s.journal.fsync)
+            with setting("state_dir", s.state_dir):
+                self.journal = JournalWriter(
+                    self.state_dir / "journal", self._journal_header(),
+                    s.journal.max_file_bytes, s.journal.max_files, s.journal.fsync)
             self._journal({"kind": "event", "event": "start", "at": time.time(),
                            "version": __version__, "mode": self.actuator.mode,
                            "telemetry": health.as_dict(), "policy": self.policy.name})
+        if previous is not None:
+            what = "; ".join(f"{e['kind']} {e['scheduler']}: {e['detail']}"
+                             for e in recovered) or "nothing was left to undo"
+            log.warning("%s; recovered: %s", previous.describe(), what)
+            self._journal({"kind": "event", "event": "unclean_exit", "at": time.time(),
+                           "previous": previous.as_dict(), "recovered": recovered})
         if s.metrics.enabled:
-            self.metrics_server = MetricsServer(s.metrics.address, make_registry(self.board))
+            with setting("metrics.address", s.metrics.address):
+                self.metrics_server = MetricsServer(s.metrics.address,
+                                                    make_registry(self.board))
         self.controller.publish()  # before the first client can ask
-        self.control = ControlServer(
-            s.control.socket, self.controller.handle_request, METHODS, group=s.control.group,
-            group_can_change=s.control.group_can_change,
-            max_request_bytes=s.control.max_request_bytes,
-            max_connections=s.control.max_connections,
-            connections_per_user=s.control.connections_per_user,
-            idle_timeout=s.control.idle_timeout, request_timeout=s.control.request_timeout,
-            on_request=self.board.count_request)
-        self.control.start()
+        with setting("control.group", s.control.group):
+            self.control = ControlServer(
+                s.control.socket, self.controller.handle_request, METHODS,
+                group=s.control.group, group_can_change=s.control.group_can_change,
+                max_request_bytes=s.control.max_request_bytes,
+                max_connections=s.control.max_connections,
+                connections_per_user=s.control.connections_per_user,
+                idle_timeout=s.control.idle_timeout, request_timeout=s.control.request_timeout,
+                on_request=self.board.count_request)
+        with setting("control.socket", s.control.socket):
+            self.control.start()
         if self.notifier.watchdog_interval:
             self.ticker.every(self.notifier.watchdog_interval, self.notifier.watchdog)
         release_heap()  # BPF compilation (LLVM) and torch's start-up leave freed heap behind
@@ -236,6 +256,8 @@ class Daemon:
         record["update_seconds"] = time.perf_counter() - t1
         self.pending_events = []
         self._journal(record)
+        self.marker.alive()
+        window_log.info("%s", window_line(record, window.metrics))
         self.window_id += 1
         if self.window_id % self.settings.policy.checkpoint_every == 0:
             self.save_policy()
@@ -380,6 +402,9 @@ class Daemon:
     def shutdown(self) -> None:
         deadline = time.monotonic() + SHUTDOWN_BUDGET_S
         self.notifier.stopping("restoring the exit scheduler")
+        if not self.marker.held:  # another scxd owns this state: touch nothing of it
+            log.info("scxd stopped before it started")
+            return
         self.controller.close()
         if self.control is not None:
             self.control.close()
@@ -393,6 +418,7 @@ class Daemon:
             self.journal.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
+        self.marker.end()
         left = deadline - time.monotonic()
         log.info("scxd stopped: %s restored (%s)%s", self.exit_action.label(), result.outcome,
                  "" if left >= 0 else f"; shutdown took {SHUTDOWN_BUDGET_S - left:.1f} s")
@@ -406,6 +432,33 @@ def release_heap() -> None:
     bench/policy_cost.py)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def window_line(record: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+    """``scxd run``'s per-window line: what ran, what the policy wanted and what came of
+    it, the cost, and three figures of the load."""
+    d = record["decision"]
+    swap = record.get("swap")
+    if swap:
+        outcome = swap["outcome"] + (f" ({swap['reason']})" if swap.get("reason") else "")
+        did = f"→ {d['arm']}: {outcome}"
+        if swap["outcome"] == "advisory":
+            did = f"would apply {d['arm']} (advisory)"
+    elif d["arm"] == record["intended"]:
+        did = "keeps it"
+    else:
+        did = f"wants {d['arm']}, held: {record['verdict']}"
+    cost = record.get("cost")
+    score = (f"cost {cost:+.3f} ({record['objective']})" if cost is not None else
+             f"unscored ({record.get('unscored') or 'warm-up'})")
+
+    def fig(key: str, fmt: str, scale: float = 1.0) -> str:
+        v = metrics.get(key)
+        return format(v * scale, fmt) if v is not None else "–"
+
+    return (f"window {record['id']}: running {record['running']} | {d['policy']} {did} | "
+            f"{score} | busy {fig('T_cpu_busy_avg', '.0f')}% runq/cpu "
+            f"{fig('runq_per_core', '.2f')} rq p99 {fig('runq_latency_p99_s', '.0f', 1e6)} µs")
 
 
 def run_daemon(settings: Settings, config_path: str | None = None,
@@ -424,7 +477,7 @@ def run_daemon(settings: Settings, config_path: str | None = None,
     signal.signal(signal.SIGHUP, daemon.request_reload)
     try:
         daemon.start()
-    except (TelemetryUnavailable, RuntimeError, OSError) as exc:
+    except (TelemetryUnavailable, RuntimeError, OSError) as exc:  # StartupError names it
         log.error("cannot start: %s", exc)
         daemon.shutdown()
         return 1

@@ -23,23 +23,51 @@ def samples_per_window(window_s: float, interval_s: float) -> int:
     return max(1, round(window_s / interval_s))
 
 
+#: Data-quality flags (scxd.window) in words; ``prefix:detail`` flags by their prefix.
+QUALITY_WORDS = {
+    "no_psi": "no PSI (pressure stall info)", "no_per_process": "no per-process data",
+    "system:missing": "system figures missing", "system:error": "system figures failed",
+    "sched:bpf": "BPF", "sched:schedstat": "schedstat fallback (no BPF)",
+    "sched:missing": "scheduler figures missing", "sched:error": "scheduler figures failed",
+    "lost_events": "BPF events lost", "late_samples": "samples late",
+    "no_previous_window": "first window (no rates yet)",
+}
+QUALITY_PREFIXES = {"sched": "scheduler figures from {}", "nonfinite": "{} not finite"}
+NO_DATA = "–"
+
+
+def quality_words(flags: tuple[str, ...] | list[str]) -> str:
+    """Human names for a window's data-quality flags ("ok" when there are none)."""
+    words = []
+    for flag in flags:
+        if flag in QUALITY_WORDS:
+            words.append(QUALITY_WORDS[flag])
+            continue
+        prefix, _, detail = flag.partition(":")
+        words.append(QUALITY_PREFIXES[prefix].format(detail) if detail and prefix in
+                     QUALITY_PREFIXES else flag)
+    return ", ".join(words) or "ok"
+
+
 def format_window(w: Window) -> str:
+    """One line per window; "–" where the window has no data for a figure."""
     m = w.metrics
 
-    def us(key: str) -> str:
-        return f"{m[key] * 1e6:8.1f}" if key in m else "       -"
+    def fig(key: str, width: int, fmt: str, scale: float = 1.0) -> str:
+        v = m.get(key)
+        return (format(v * scale, fmt) if v is not None else NO_DATA).rjust(width)
 
     stamp = time.strftime("%H:%M:%S", time.localtime(w.end_wall))
-    flags = ",".join(w.quality) or "ok"
-    return (f"{stamp} busy {m.get('T_cpu_busy_avg', 0):5.1f}% "
-            f"runq/cpu {m.get('runq_per_core', 0):5.2f} "
-            f"ctxsw/s/cpu {m.get('ctx_switches_per_s_per_core', 0):8.0f} "
-            f"rq_lat µs mean {us('runq_latency_mean_s')} p50 {us('runq_latency_p50_s')} "
-            f"p99 {us('runq_latency_p99_s')} "
-            f"resp µs {us('response_avg_s')} turn ms "
-            f"{m.get('turnaround_avg_s', 0) * 1e3:8.1f} "
-            f"cv {m.get('fairness_cv', 0):5.2f} done {m.get('tasks_completed', 0):5.0f} "
-            f"[{w.sched_source}] {flags}")
+    return (f"{stamp} busy {fig('T_cpu_busy_avg', 5, '.1f')}% "
+            f"runq/cpu {fig('runq_per_core', 5, '.2f')} "
+            f"ctxsw/s/cpu {fig('ctx_switches_per_s_per_core', 8, '.0f')} "
+            f"rq_lat µs mean {fig('runq_latency_mean_s', 8, '.1f', 1e6)} "
+            f"p50 {fig('runq_latency_p50_s', 8, '.1f', 1e6)} "
+            f"p99 {fig('runq_latency_p99_s', 8, '.1f', 1e6)} "
+            f"resp µs {fig('response_avg_s', 8, '.1f', 1e6)} "
+            f"turn ms {fig('turnaround_avg_s', 8, '.1f', 1e3)} "
+            f"cv {fig('fairness_cv', 5, '.2f')} done {fig('tasks_completed', 5, '.0f')} "
+            f"[{w.sched_source}] {quality_words(w.quality)}")
 
 
 def window_json(w: Window) -> str:

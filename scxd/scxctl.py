@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from typing import Any
@@ -230,6 +231,8 @@ def glue_args(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # run as a program: `scxctl history | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(glue_args(sys.argv[1:] if argv is None else argv))
     params = params_for(args)
     try:

@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, tmp: Path, toml: str, env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, toml: str, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()):
         self.tmp = tmp
         # A socket directory others may traverse: then only the socket's own mode and
         # scxd's SO_PEERCRED check stand between a non-root client and the daemon.
@@ -39,7 +40,9 @@ class Daemon:
         self.config.write_text(toml.format(sock=self.sock, state=self.state, port=self.port,
                                            tmp=tmp))
         self.log = open(tmp / "scxd.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([SCXD, "run", "--config", str(self.config)],
+        args = tuple(a.format(sock=self.sock, state=self.state, port=self.port, tmp=tmp)
+                     for a in args)
+        self.proc = subprocess.Popen([SCXD, "run", "--config", str(self.config), *args],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
         if not wait_for(lambda: self.sock.exists() or self.proc.poll() is not None, 30):

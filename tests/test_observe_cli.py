@@ -45,7 +45,7 @@ def test_observe_degraded_says_so(tmp_path):
     res = run("observe", "--count", "1", "--window", "0.5", "--interval", "0.5", env=env)
     assert res.returncode == 0, res.stderr
     assert "DEGRADED" in res.stderr and "disabled by config" in res.stderr
-    assert "[schedstat]" in res.stdout and "sched:schedstat" in res.stdout
+    assert "[schedstat]" in res.stdout and "schedstat fallback (no BPF)" in res.stdout
 
 
 def test_observe_rejects_bad_arguments():
