@@ -8,7 +8,7 @@ A fake kernel tree (tests/fakes.FakeKernel) and a fake loader written in C
     overhead = (decision → kernel confirms the new ops) − (loader main() → enabled)
 
 so it counts scxd's work: stopping the old one and waiting for ``disabled``, fork/exec,
-persisting intent twice (fsync), polling the kernel files.  Target (issue 3): ≤ 50 ms.
+persisting intent twice (fsync), polling the kernel files.  Target: ≤ 50 ms.
 
     .venv/bin/python bench/actuator_swap.py [--swaps 60]
 """

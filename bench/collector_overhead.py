@@ -11,7 +11,7 @@ Measured side by side in one run:
 * wall-time A/B — the same workload alternately without and with the collector, mean and
   spread, printed for completeness.
 
-Targets (issue 2): total ≤ 1 %, ≤ 300 ns/event.  Run as root:
+Targets: total ≤ 1 %, ≤ 300 ns/event.  Run as root:
 
     .venv/bin/python bench/collector_overhead.py [--runs 5] [--groups 10] [--loops 1000]
 """

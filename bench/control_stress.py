@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The service under abuse and under load: figures for the README (issue 14).
+"""The service under abuse and under load: the figures in the README's service section.
 
 Two runs, each against a real ``scxd run`` process:
 

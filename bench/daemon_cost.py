@@ -11,7 +11,7 @@ Runs ``scxd run`` (this host: advisory mode, real BPF telemetry, journal + metri
   from every window's ``decision_seconds`` in the journal;
 * sampling jitter p50/p99/max: |interval − 1 s| of every sample, from the journal.
 
-Targets (issue 5): ≤ 1 % CPU, ≤ 300 MB, no growth; report the latencies and jitter.
+Targets: ≤ 1 % CPU, ≤ 300 MB, no growth; report the latencies and jitter.
 
     .venv/bin/python bench/daemon_cost.py [--minutes 10] [--stress-minutes 2]
 """

@@ -4,7 +4,7 @@
 Runs ``scxd observe --json`` as its own process for ``--seconds`` (after a warm-up that
 excludes start-up and BPF compilation), once with BPF telemetry and once in the degraded
 schedstat mode, side by side, and prints CPU % of one core, peak/steady RSS and the
-process count the sampler had to scan.  Target (issue 2): ≤ 1 % of one core.
+process count the sampler had to scan.  Target: ≤ 1 % of one core.
 
     .venv/bin/python bench/sampler_cost.py [--seconds 60] [--warmup 10]
 """

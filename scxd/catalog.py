@@ -8,10 +8,10 @@ exist).  Everything else — CLI choices, the README table, the policy's arms, t
 derives from :data:`BUILTIN`.  Users add or override entries in the config's
 ``[schedulers.NAME]`` tables with the same fields (:func:`build_catalog`).
 
-Facts come from ``../shared/schedulers.md`` (scx v1.0.14–1.1.x, the 6.12 kernel tree, the
-scx_flashyspark fork) and the kernel tree's help texts.  Only non-default values render to
-argv (scx_loader's style): the binary's own default stands otherwise, and the help probe
-(``scxd.probe``) drops flags an installed binary lacks.
+Facts come from the schedulers' own ``--help`` output and sources (scx v1.0.14–1.1.x, the
+6.12 kernel tree's ``tools/sched_ext``, the scx_flashyspark fork).  Only non-default values
+render to argv (scx_loader's style): the binary's own default stands otherwise, and the help
+probe (``scxd.probe``) drops flags an installed binary lacks.
 """
 
 from __future__ import annotations
@@ -498,7 +498,7 @@ SCX_BPFLAND = SchedulerSpec(
     ),
     constraints=(Constraint("slice_us >= slice_min_us"),),
     presets={
-        # scx_loader's modes for bpfland (../shared/schedulers.md).
+        # scx_loader's modes for bpfland (its mode table, scx v1.1).
         "auto": {"primary_domain": "auto"},
         "gaming": {"primary_domain": "all"},
         "lowlatency": {"primary_domain": "performance", "no_wake_sync": True},

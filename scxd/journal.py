@@ -6,7 +6,7 @@ is one object ``{"crc": "<crc32 of the record's canonical JSON>", "record": {...
 file starts with a ``header`` record (schema versions, feature names, host).  Record kinds:
 
 * ``header`` — ``journal_version``, ``feature_schema``, ``feature_names``, ``host``;
-* ``window`` — one per closed window (fields in ../shared/learning.md): ``id``, window
+* ``window`` — one per closed window: ``id``, window
   bounds, ``features`` + schema version, data-quality flags, ``eligible`` arms, ``decision``
   (chosen arm, full distribution, propensity, explore, policy version), ``previous`` arm,
   ``swap`` (the actuator's result when one happened), ``warmup`` (not scored), ``terms``

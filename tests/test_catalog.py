@@ -1,8 +1,8 @@
 """The catalog: every entry is well-formed, renders argv its binary's own flag table accepts,
 rejects invalid points clearly, and can be extended from the config.
 
-The flag tables below are transcribed independently from ../shared/schedulers.md and the
-kernel tree's getopt strings, so rendering is checked against the binaries' parsers, not
+The flag tables below are transcribed independently from the schedulers' ``--help`` output
+and the kernel tree's getopt strings, so rendering is checked against the binaries' parsers, not
 against the catalog itself.
 """
 

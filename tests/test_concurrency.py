@@ -1,7 +1,7 @@
 """Shared state under concurrent load: the tick loop, the /metrics scrape thread and the
 control server touch it at once.
 
-Regression for issue 14: ``MetricsState.snapshot()`` used to set ``self.lock = None`` while
+Regression: ``MetricsState.snapshot()`` used to set ``self.lock = None`` while
 copying, so a control request entering ``with metrics.lock`` meanwhile raised ``TypeError``
 and the daemon died; concurrent scrapes got HTTP 500s.
 """

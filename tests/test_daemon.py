@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scxd.control import ControlError, exchange
+from scxd.features import FEATURE_NAMES
 from scxd.journal import JournalReader
 from tests.daemon_helper import ACTIVE, BASE, Daemon
 from tests.fakes import FakeKernel, fake_processes, install_fake, wait_for
@@ -54,7 +55,7 @@ def test_advisory_mode_on_this_host(tmp_path):
                 "warmup", "terms", "cost", "guard", "events", "quality"):
         assert key in w, key
     assert w["decision"]["propensity"] == 1.0 and w["mode"] == "advisory"
-    assert len(w["features"]["values"]) == len(w["features"]["values"]) > 20
+    assert len(w["features"]["values"]) == len(FEATURE_NAMES) > 20
     events = [r["event"] for r in JournalReader(d.state / "journal").records(("event",))]
     assert events[0] == "start" and events[-1] == "stop"
 

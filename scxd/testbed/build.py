@@ -36,7 +36,7 @@ SOURCE_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 FRAGMENT = Path(__file__).with_name("kernel.config")
 DEFAULT_CACHE = Path(os.environ.get("SCXD_TESTBED_CACHE", "/var/cache/scxd-testbed"))
 SCHEDULERS = ("scx_simple", "scx_qmap", "scx_flatcg", "scx_central")
-#: Debian packages the build and the qemu runs need (../shared/testbed.md).
+#: Debian packages the build and the qemu runs need.
 PACKAGES = (
     SOURCE_PACKAGE, "build-essential", "flex", "bison", "bc", "libelf-dev", "libssl-dev",
     "dwarves", "cpio", "rsync", "kmod", "clang-19", "llvm-19", "lld-19", "qemu-system-x86",

@@ -1,6 +1,6 @@
 """Boot the sched_ext test-bed kernel under qemu and bring results back as structured data.
 
-Two modes (../shared/testbed.md):
+Two modes:
 
 * **fast** — a busybox initramfs holding the static schedulers and a shell scenario; the
   scenario prints result lines ``@@SCXD {json}`` on the serial console.  ≈5 s to boot.
