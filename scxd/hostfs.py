@@ -1,4 +1,5 @@
-"""The only module that touches /proc, /sys, tracefs and debugfs.
+"""The only module that touches /proc, /sys, tracefs and debugfs (directly, or through
+psutil pointed at the same root).
 
 Every path is taken relative to an injected root, so tests hand in a temporary tree (or the
 checked-in snapshot under ``tests/data/host``) and the production daemon hands in ``/``.
@@ -9,13 +10,18 @@ raise :class:`OSError` or :class:`~scxd.procparse.ParseError` so callers count t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from scxd import procparse as pp
 
@@ -24,6 +30,16 @@ PSI_KINDS = ("cpu", "memory", "io")
 TRACEFS_CANDIDATES = ("sys/kernel/tracing", "sys/kernel/debug/tracing")
 SCHED_EXT_DIR = "sys/kernel/sched_ext"
 SCHED_DEBUGFS_DIR = "sys/kernel/debug/sched"
+_PSUTIL_ROOT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class NetTotals:
+    recv_bytes: int
+    sent_bytes: int
+    recv_packets: int
+    sent_packets: int
+    interfaces: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,7 @@ class HostFS:
 
     def __init__(self, root: str | os.PathLike[str] = "/"):
         self.root = Path(root)
+        self._disk_cache: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._root_prefix = str(self.root).rstrip("/") + "/"
 
     def __repr__(self) -> str:
@@ -84,8 +101,60 @@ class HostFS:
         except FileNotFoundError:
             return []
 
-    # -- system-wide /proc files ----------------------------------------------------------
+    # -- system-wide figures through psutil ------------------------------------------------
+    @contextlib.contextmanager
+    def _psutil(self) -> Iterator[None]:
+        """psutil reading ``<root>/proc``: its ``PROCFS_PATH`` is a process-wide global, so
+        it is set (and restored) under a lock, and left alone for the live root."""
+        proc = str(self.root / "proc")
+        if proc == psutil.PROCFS_PATH:
+            yield
+            return
+        with _PSUTIL_ROOT_LOCK:
+            saved, psutil.PROCFS_PATH = psutil.PROCFS_PATH, proc
+            try:
+                yield
+            finally:
+                psutil.PROCFS_PATH = saved
+
+    def cpu_times(self) -> list[Any]:
+        """psutil's per-CPU times (seconds since boot: user, nice, system, idle, iowait,
+        irq, softirq, steal, …), one entry per CPU."""
+        with self._psutil():
+            return psutil.cpu_times(percpu=True)
+
+    def cpu_stats(self) -> Any:
+        """psutil's ctx_switches, interrupts, soft_interrupts since boot."""
+        with self._psutil():
+            return psutil.cpu_stats()
+
+    def memory(self) -> Any:
+        """psutil's virtual_memory(): total, available, used, free, buffers, cached, …"""
+        with self._psutil():
+            return psutil.virtual_memory()
+
+    def swap(self) -> Any:
+        """psutil's swap_memory(): used, and sin/sout — bytes swapped in/out since boot."""
+        with self._psutil():
+            return psutil.swap_memory()
+
+    def net_totals(self) -> NetTotals | None:
+        """Bytes and packets through every network interface but loopback since boot; None
+        when the root has no /proc/net/dev."""
+        try:
+            with self._psutil():
+                nics = psutil.net_io_counters(pernic=True, nowrap=False)
+        except FileNotFoundError:
+            return None
+        real = {n: c for n, c in nics.items() if n != "lo"}
+        return NetTotals(sum(c.bytes_recv for c in real.values()),
+                         sum(c.bytes_sent for c in real.values()),
+                         sum(c.packets_recv for c in real.values()),
+                         sum(c.packets_sent for c in real.values()), tuple(sorted(real)))
+
+    # -- what psutil does not read ----------------------------------------------------------
     def proc_stat(self) -> pp.ProcStat:
+        """/proc/stat by hand: psutil has no procs_running, procs_blocked or forks."""
         return pp.parse_proc_stat(self.read("proc/stat"))
 
     def meminfo(self) -> dict[str, int]:
@@ -95,6 +164,8 @@ class HostFS:
         return pp.parse_vmstat(self.read("proc/vmstat"))
 
     def loadavg(self) -> pp.LoadAvg:
+        """/proc/loadavg by hand: psutil.getloadavg() is os.getloadavg(), which always
+        reads the live kernel, never a test root."""
         return pp.parse_loadavg(self.read("proc/loadavg"))
 
     def pressure(self, kind: str) -> pp.Pressure | None:
@@ -112,16 +183,30 @@ class HostFS:
 
     def disk_totals(self) -> DiskTotals:
         """Bytes read/written by whole physical disks (partitions and virtual devices are
-        skipped so nothing is counted twice)."""
-        stats = pp.parse_diskstats(self.read("proc/diskstats"))
-        block = set(self.listdir("sys/block"))
-        if block:
-            names = [n for n in stats if n in block and self.exists(f"sys/block/{n}/device")]
-        else:
-            names = [n for n in stats if not pp.is_partition_name(n)
-                     and not n.startswith(("loop", "ram", "dm-", "md", "zram"))]
+        skipped so nothing is counted twice).  The counters are psutil's (per disk); which
+        disks are physical is decided here under the root — psutil's own filter looks at
+        the live /sys/block and counts virtual devices too."""
+        with self._psutil():
+            stats = psutil.disk_io_counters(perdisk=True, nowrap=False)
+        names = self._physical_disks(tuple(stats))
         return DiskTotals(sum(stats[n].read_bytes for n in names),
                           sum(stats[n].write_bytes for n in names), tuple(sorted(names)))
+
+    def _physical_disks(self, devices: tuple[str, ...]) -> tuple[str, ...]:
+        """Which of ``devices`` are whole physical disks — looked up under /sys/block only
+        when the device list changes (it costs more than reading the counters)."""
+        cached = self._disk_cache
+        if cached is not None and cached[0] == devices:
+            return cached[1]
+        block = set(self.listdir("sys/block"))
+        if block:
+            names = tuple(n for n in devices
+                          if n in block and self.exists(f"sys/block/{n}/device"))
+        else:
+            names = tuple(n for n in devices if not pp.is_partition_name(n)
+                          and not n.startswith(("loop", "ram", "dm-", "md", "zram")))
+        self._disk_cache = (devices, names)
+        return names
 
     # -- processes and threads ------------------------------------------------------------
     def pids(self) -> list[int]:

@@ -32,7 +32,7 @@ class CpuPercent:
 
 @dataclass(frozen=True)
 class SystemSample:
-    """One reading of the system-wide /proc counters (psutil-equivalent, root-injectable)."""
+    """One reading of the system-wide counters (psutil and /proc, root-injectable)."""
 
     interval_s: float              # time since the previous reading
     ncpus: int
@@ -54,6 +54,11 @@ class SystemSample:
     swap_out_bytes: int
     disk_read_bytes: int           # Δ over whole physical disks
     disk_write_bytes: int
+    # Δ over every network interface but loopback (None: the root has no /proc/net/dev).
+    net_recv_bytes: int | None = None
+    net_sent_bytes: int | None = None
+    net_recv_packets: int | None = None
+    net_sent_packets: int | None = None
     # From /proc/<pid>/status summed over processes (None when per_process is off).
     voluntary_switches: int | None = None     # Δ summed over processes that lived through
     involuntary_switches: int | None = None

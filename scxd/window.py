@@ -44,6 +44,8 @@ SYSTEM_COUNTERS = {
     "voluntary_switches": "voluntary_switches", "involuntary_switches": "involuntary_switches",
     "swap_in_bytes": "swap_in_bytes", "swap_out_bytes": "swap_out_bytes",
     "disk_read_bytes": "disk_read_bytes", "disk_write_bytes": "disk_write_bytes",
+    "net_recv_bytes": "net_recv_bytes", "net_sent_bytes": "net_sent_bytes",
+    "net_recv_packets": "net_recv_packets", "net_sent_packets": "net_sent_packets",
 }
 SCHED_COUNTERS = ("switches", "voluntary", "preemptions", "wakeups", "new_tasks", "exits",
                   "lost_events")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import psutil
 import pytest
 
 from scxd.hostfs import HostFS
@@ -27,6 +28,28 @@ def bump_cpu_line(path: Path, label: str, deltas: list[int]) -> None:
             for j, d in enumerate(deltas):
                 parts[1 + j] = str(int(parts[1 + j]) + d)
             lines[i] = " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+
+
+NIC = "eth0"
+
+
+def bump_nic(path: Path, nic: str, recv: int, sent: int, packets: tuple[int, int] = (0, 0)
+             ) -> None:
+    """Add to an interface's receive/transmit bytes (and packets) in /proc/net/dev."""
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        name, sep, rest = line.partition(":")
+        if sep and name.strip() == nic:
+            cols = rest.split()
+            cols[0] = str(int(cols[0]) + recv)
+            cols[1] = str(int(cols[1]) + packets[0])
+            cols[8] = str(int(cols[8]) + sent)
+            cols[9] = str(int(cols[9]) + packets[1])
+            lines[i] = f"{name}: " + " ".join(cols)
+            break
+    else:
+        raise AssertionError(f"{nic} not in {path}")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -54,6 +77,8 @@ def test_deltas_and_percentages(snapshot_root):
     (proc / "diskstats").write_text((proc / "diskstats").read_text().replace(vda, " ".join(cols)))
     bump(proc / "pressure" / "cpu", r"^some .*total=", 500_000)  # 0.5 s of 2 s
     bump(proc / "1" / "status", r"^voluntary_ctxt_switches:\s+", 40)
+    bump_nic(proc / "net" / "dev", "lo", 10**6, 10**6)      # loopback: not counted
+    bump_nic(proc / "net" / "dev", NIC, 3000, 700, packets=(4, 2))
     s = src.read(102.0)
     assert s is not None
     assert s.interval_s == pytest.approx(2.0)
@@ -66,11 +91,49 @@ def test_deltas_and_percentages(snapshot_root):
     assert s.psi_cpu_some == pytest.approx(25.0)
     assert s.voluntary_switches == 40 and s.involuntary_switches == 0
     assert s.processes == 1 and s.threads >= 1
+    assert (s.net_recv_bytes, s.net_sent_bytes) == (3000, 700)
+    assert (s.net_recv_packets, s.net_sent_packets) == (4, 2)
+    assert psutil.PROCFS_PATH == "/proc", "psutil's global is restored after a test root"
+
+
+def test_memory_and_swap_match_meminfo(snapshot_root):
+    """psutil's memory figures, checked against the snapshot's meminfo by hand."""
+    host = HostFS(snapshot_root)
+    src = SystemSource(host)
+    src.read(1.0)
+    s = src.read(2.0)
+    mem = host.meminfo()
+    cached = mem["Cached"] + mem["SReclaimable"]
+    assert s.mem_cached == cached and s.mem_buffers == mem["Buffers"]
+    assert s.mem_available == mem["MemAvailable"]
+    assert s.mem_used == mem["MemTotal"] - mem["MemFree"] - cached - mem["Buffers"]
+    assert s.swap_used == mem["SwapTotal"] - mem["SwapFree"]
+
+
+def test_without_net_dev_network_is_none(snapshot_root):
+    (snapshot_root / "proc" / "net" / "dev").unlink()
+    src = SystemSource(HostFS(snapshot_root))
+    src.read(1.0)
+    s = src.read(2.0)
+    assert s.net_recv_bytes is None and s.net_sent_packets is None
 
 
 def test_partitions_and_virtual_devices_not_counted(snapshot_root):
     totals = HostFS(snapshot_root).disk_totals()
     assert totals.devices == ("vda",)  # loop0 has no device link, zram0 not in sys/block
+
+
+def test_a_new_disk_is_seen_at_once(snapshot_root):
+    host = HostFS(snapshot_root)
+    assert host.disk_totals().devices == ("vda",)
+    diskstats = snapshot_root / "proc" / "diskstats"
+    vda = next(x for x in diskstats.read_text().splitlines() if " vda " in x)
+    diskstats.write_text(diskstats.read_text() + vda.replace(" vda ", " vdb ") + "\n")
+    (snapshot_root / "sys" / "block" / "vdb" / "device").mkdir(parents=True)
+    totals = host.disk_totals()
+    assert totals.devices == ("vda", "vdb")
+    single = int(vda.split()[5]) * 512
+    assert totals.read_bytes == 2 * single
 
 
 def test_missing_psi_is_none_not_error(snapshot_root):

@@ -1,9 +1,13 @@
-"""System-wide telemetry from /proc: CPU, context switches, run queue, memory, swap, disk, PSI.
+"""System-wide telemetry: CPU, context switches, run queue, memory, swap, disk, network, PSI.
 
-The psutil figures (cpu_times_percent, cpu_stats, virtual_memory, swap_memory,
-disk_io_counters, per-process num_ctx_switches/status/num_threads) computed from the same
-kernel files, but through :class:`~scxd.hostfs.HostFS` so the root can be a test tree:
-psutil hard-codes /sys for disks and keeps its /proc path in a process-wide global.
+Through psutil where it reads the figure (pointed at the injected root, see
+:meth:`~scxd.hostfs.HostFS._psutil`): per-CPU times, context switches, memory, swap and
+swap traffic, per-disk and per-interface I/O.  By hand, only what psutil does not read:
+``procs_running``/``procs_blocked``/forks from /proc/stat, the load average (psutil's is
+``os.getloadavg()``, which cannot read a test root), PSI, and the per-process scan of
+/proc/<pid>/status (states, threads, voluntary/involuntary switches) — psutil reads the same
+figures from two files per process through its Process objects, measured at twice the cost
+of this scan on every sample (bench/sampler_cost.py).
 
 Counters become deltas between consecutive readings; the first reading only primes them.
 """
@@ -14,21 +18,30 @@ import os
 from dataclasses import dataclass
 
 from scxd.hostfs import HostFS
-from scxd.procparse import CPU_FIELDS, ProcStat
+from scxd.procparse import CPU_FIELDS
 from scxd.types import CpuPercent, SystemSample
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+#: psutil turns /proc/vmstat's pswpin/pswpout (pages) into bytes assuming 4 KiB pages.
+PSUTIL_SWAP_PAGE = 4096
+
+
+#: psutil's per-CPU time fields that add up to the CPU's time (guest is inside user/nice).
+CPU_TIME_FIELDS = CPU_FIELDS[:8]
 
 
 @dataclass(frozen=True)
 class _Counters:
     """Cumulative counters of one reading (the state kept between readings)."""
 
-    stat: ProcStat
-    pswpin: int
-    pswpout: int
+    cpu: tuple[tuple[float, ...], ...]   # per CPU, seconds per CPU_TIME_FIELDS
+    ctx_switches: int
+    forks: int
+    swap_in: int                         # bytes since boot
+    swap_out: int
     disk_read: int
     disk_write: int
+    net: tuple[int, int, int, int] | None  # recv/sent bytes, recv/sent packets
     psi_total_us: dict[str, int | None]
     switches_by_pid: dict[int, tuple[int, int]]
 
@@ -72,18 +85,27 @@ class SystemSource:
         return _ProcessScan(switches, len(switches), threads, running, blocked)
 
     def read(self, mono: float) -> SystemSample | None:
-        stat = self.host.proc_stat()
-        vm = self.host.vmstat()
-        mem = self.host.meminfo()
-        load = self.host.loadavg()
-        disks = self.host.disk_totals()
-        psi = {kind: self.host.pressure(kind) for kind in ("cpu", "memory", "io")}
+        h = self.host
+        cpu = tuple(tuple(getattr(t, f) for f in CPU_TIME_FIELDS) for t in h.cpu_times())
+        stat = h.proc_stat()
+        ctx = h.cpu_stats().ctx_switches
+        mem = h.memory()
+        swap = h.swap()
+        load = h.loadavg()
+        disks = h.disk_totals()
+        net = h.net_totals()
+        psi = {kind: h.pressure(kind) for kind in ("cpu", "memory", "io")}
         psi_totals: dict[str, int | None] = {}
         for kind, p in psi.items():
             psi_totals[f"{kind}_some"] = p.some_total_us if p else None
             psi_totals[f"{kind}_full"] = p.full_total_us if p else None
         scan = self._scan_processes() if self.per_process else None
-        now = _Counters(stat, vm["pswpin"], vm["pswpout"], disks.read_bytes, disks.write_bytes,
+        # Back to pages, then bytes at this kernel's page size (64 KiB on some arm64).
+        swap_in = swap.sin // PSUTIL_SWAP_PAGE * PAGE_SIZE
+        swap_out = swap.sout // PSUTIL_SWAP_PAGE * PAGE_SIZE
+        now = _Counters(cpu, ctx, stat.processes, swap_in, swap_out, disks.read_bytes,
+                        disks.write_bytes, (net.recv_bytes, net.sent_bytes, net.recv_packets,
+                                            net.sent_packets) if net else None,
                         psi_totals, scan.switches_by_pid if scan else {})
         prev, prev_mono = self._prev, self._prev_mono
         self._prev, self._prev_mono = now, mono
@@ -91,15 +113,19 @@ class SystemSource:
             return None
         interval = max(mono - prev_mono, 1e-6)
 
-        cpu_delta = {f: max(0, stat.cpu[f] - prev.stat.cpu[f]) for f in CPU_FIELDS[:8]}
-        total = sum(cpu_delta.values()) or 1
-        cpu = CpuPercent(**{f: 100.0 * cpu_delta[f] / total for f in CPU_FIELDS[:8]})
+        # Per-CPU deltas (a CPU's counters never go back; max() guards hotplug resets).
+        deltas = [[max(0.0, a - b) for a, b in zip(c_now, c_old, strict=True)]
+                  for c_now, c_old in zip(now.cpu, prev.cpu, strict=False)]
+        summed = [sum(col) for col in zip(*deltas, strict=True)] if deltas else \
+            [0.0] * len(CPU_TIME_FIELDS)
+        total = sum(summed) or 1.0
+        shares = dict(zip(CPU_TIME_FIELDS, summed, strict=True))
+        cpu_pct = CpuPercent(**{f: 100.0 * shares[f] / total for f in CPU_TIME_FIELDS})
         busiest = 0.0
-        for (busy_now, tot_now), (busy_old, tot_old) in zip(stat.per_cpu, prev.stat.per_cpu,
-                                                            strict=False):
-            span = tot_now - tot_old
-            if span > 0:
-                busiest = max(busiest, 100.0 * (busy_now - busy_old) / span)
+        for d in deltas:
+            span = sum(d)
+            if span > 0:  # busy = all but idle and iowait
+                busiest = max(busiest, 100.0 * (span - d[3] - d[4]) / span)
 
         def psi_pct(key: str) -> float | None:
             a, b = now.psi_total_us.get(key), prev.psi_total_us.get(key)
@@ -118,29 +144,38 @@ class SystemSource:
                 vol += v if dv < 0 else dv
                 invol += i if di < 0 else di
 
-        cached = mem.get("Cached", 0) + mem.get("SReclaimable", 0)
-        buffers = mem.get("Buffers", 0)
+        def delta(a: int, b: int) -> int:
+            return max(0, a - b)
+
+        net_d = (tuple(delta(a, b) for a, b in zip(now.net, prev.net, strict=True))
+                 if now.net is not None and prev.net is not None else None)
         return SystemSample(
             interval_s=interval,
-            ncpus=stat.ncpus,
-            cpu=cpu,
+            ncpus=max(len(now.cpu), 1),
+            cpu=cpu_pct,
             busiest_cpu_pct=busiest,
-            ctx_switches=max(0, stat.ctxt - prev.stat.ctxt),
-            forks=max(0, stat.processes - prev.stat.processes),
+            ctx_switches=delta(now.ctx_switches, prev.ctx_switches),
+            forks=delta(now.forks, prev.forks),
             procs_running=stat.procs_running,
             procs_blocked=stat.procs_blocked,
             load1=load.load1,
             load5=load.load5,
             load15=load.load15,
-            mem_used=max(0, mem["MemTotal"] - mem["MemFree"] - cached - buffers),
-            mem_available=mem["MemAvailable"],
-            mem_cached=cached,
-            mem_buffers=buffers,
-            swap_used=max(0, mem.get("SwapTotal", 0) - mem.get("SwapFree", 0)),
-            swap_in_bytes=max(0, now.pswpin - prev.pswpin) * PAGE_SIZE,
-            swap_out_bytes=max(0, now.pswpout - prev.pswpout) * PAGE_SIZE,
-            disk_read_bytes=max(0, now.disk_read - prev.disk_read),
-            disk_write_bytes=max(0, now.disk_write - prev.disk_write),
+            # psutil ≥ 6 calls total − available "used"; the window metric keeps its
+            # meaning since the first recordings: total − free − cache − buffers.
+            mem_used=max(0, mem.total - mem.free - mem.cached - mem.buffers),
+            mem_available=mem.available,
+            mem_cached=mem.cached,
+            mem_buffers=mem.buffers,
+            swap_used=max(0, swap.used),
+            swap_in_bytes=delta(now.swap_in, prev.swap_in),
+            swap_out_bytes=delta(now.swap_out, prev.swap_out),
+            disk_read_bytes=delta(now.disk_read, prev.disk_read),
+            disk_write_bytes=delta(now.disk_write, prev.disk_write),
+            net_recv_bytes=net_d[0] if net_d else None,
+            net_sent_bytes=net_d[1] if net_d else None,
+            net_recv_packets=net_d[2] if net_d else None,
+            net_sent_packets=net_d[3] if net_d else None,
             voluntary_switches=vol,
             involuntary_switches=invol,
             processes=scan.processes if scan else None,
