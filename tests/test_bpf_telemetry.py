@@ -73,13 +73,16 @@ def test_runqueue_wait_of_pinned_hogs_matches_schedstat(bpf_source):
         stop(hogs)
     bpf_wait = sum(bpf1[p][1] - bpf0[p][1] for p in pids)
     kern_wait = sum(kern1[p] - kern0[p] for p in pids)
-    expected = (n - 1) * seconds
     # The two snapshots are a few ms apart; accounting points differ by the tracepoint's
     # position inside try_to_wake_up: agree within 5 %.
     assert bpf_wait == pytest.approx(kern_wait, rel=0.05)
-    assert bpf_wait / 1e9 == pytest.approx(expected, rel=0.15)
+    # Facts that hold whatever else runs on that CPU (a busy host only adds waiting): one
+    # CPU runs at most one hog, so at least n − 1 of them wait at any moment; and a hog
+    # never sleeps, so each one's on-CPU + waiting time is the whole interval.
+    assert bpf_wait / 1e9 >= 0.9 * (n - 1) * seconds
     oncpu = sum(bpf1[p][0] - bpf0[p][0] for p in pids)
-    assert oncpu / 1e9 == pytest.approx(seconds, rel=0.15)  # they shared exactly one CPU
+    assert oncpu <= 1.05 * seconds * 1e9  # they shared one CPU
+    assert (oncpu + bpf_wait) / 1e9 == pytest.approx(n * seconds, rel=0.1)
 
 
 def test_fairness_of_equal_hogs_is_low(bpf_source):
@@ -145,18 +148,28 @@ def test_collector_cost_is_measured(bpf_source):
 
 
 def test_schedstat_fallback_sees_the_same_hogs():
+    """3 hogs pinned to one CPU: the fallback's total wait includes theirs (which is at least
+    (3 − 1) × the interval, whatever else runs on that CPU)."""
     src = SchedstatSource(HOST)
     src.load()
     hogs = spawn_hogs(3, last_cpu())
     try:
         time.sleep(0.5)
+        pids = [p.pid for p in hogs]
+        t0 = time.monotonic()
         src.read()
+        before = sum(HOST.schedstat(pid).wait_ns for pid in pids)
         time.sleep(1.0)
+        after = sum(HOST.schedstat(pid).wait_ns for pid in pids)
         s = src.read()
+        interval = time.monotonic() - t0
     finally:
         stop(hogs)
     assert s.source == "schedstat" and s.rq_hist is None
-    assert s.rq_sum_ns / 1e9 == pytest.approx(2.0, rel=0.25)  # ≈ (3-1) × 1 s of waiting
+    hog_wait = after - before
+    assert hog_wait / 1e9 >= 0.9 * 2 * 1.0
+    assert s.rq_sum_ns >= 0.95 * hog_wait
+    assert s.rq_sum_ns / 1e9 <= interval * os.cpu_count() * 64, "not absurd"
 
 
 @pytest.mark.slow
