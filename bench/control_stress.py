@@ -102,7 +102,14 @@ class Watch:
             self.sample()
 
     def figures(self) -> dict[str, Any]:
-        return {"rss_mb": {"start": self.rss[0], "end": self.rss[-1], "max": max(self.rss)},
+        """Start/end/max, and the second half's RSS growth (warm-up excluded: thread stacks
+        and malloc arenas are claimed in the first minutes and then reused)."""
+        half = len(self.rss) // 2
+        second = self.rss[half:]
+        minutes = max((len(second) - 1) * self.every / 60.0, 1e-9)
+        return {"rss_mb": {"start": self.rss[0], "half": self.rss[half], "end": self.rss[-1],
+                           "max": max(self.rss),
+                           "second_half_mb_per_min": (second[-1] - second[0]) / minutes},
                 "fds": {"start": self.fds[0], "end": self.fds[-1], "max": max(self.fds)}}
 
 
@@ -182,7 +189,7 @@ FUZZ_TOML = BASE.replace('[control]\nsocket = "{sock}"',
 
 def run_fuzz(requests: int = 100_000, fuzzers: int = 2, toml: str = FUZZ_TOML,
              probe_every: float = 0.25, scxctl_every: float = 10.0,
-             attack: bool = True, min_seconds: float = 120.0) -> dict[str, Any]:
+             attack: bool = True, min_seconds: float = 300.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         d = Daemon(tmp, toml)
@@ -372,7 +379,7 @@ def main() -> None:
     f = sub.add_parser("fuzz")
     f.add_argument("--requests", type=int, default=100_000)
     f.add_argument("--fuzzers", type=int, default=2)
-    f.add_argument("--min-seconds", type=float, default=120.0,
+    f.add_argument("--min-seconds", type=float, default=300.0,
                    help="keep the attack and the probes going at least this long")
     s = sub.add_parser("soak")
     s.add_argument("--minutes", type=float, default=10.0)
@@ -396,7 +403,8 @@ def main() -> None:
               f"{r['root_status_s']['max'] * 1e3:.1f} ms ({r['root_status_s']['n']} probes, "
               f"{r['probe_error_count']} failed); scxctl status max "
               f"{r['scxctl_status_s']['max']:.2f} s; RSS {r['rss_mb']['start']:.1f} → "
-              f"{r['rss_mb']['end']:.1f} MB (max {r['rss_mb']['max']:.1f}); fds "
+              f"{r['rss_mb']['half']:.1f} (half-way) → {r['rss_mb']['end']:.1f} MB, second "
+              f"half {r['rss_mb']['second_half_mb_per_min']:+.2f} MB/min; fds "
               f"{r['fds']['start']} → {r['fds']['end']} (max {r['fds']['max']})")
     else:
         r = res
@@ -405,7 +413,9 @@ def main() -> None:
               f"non-200), {r['control_requests']} control requests, {r['dropped_replies']} "
               f"dropped replies, {r['sighups']} SIGHUPs ({r['reloads_logged']} reloads "
               f"logged), {r['tracebacks']} tracebacks; RSS {r['rss_mb']['start']:.1f} → "
-              f"{r['rss_mb']['end']:.1f} MB; fds {r['fds']['start']} → {r['fds']['end']}")
+              f"{r['rss_mb']['half']:.1f} (half-way) → {r['rss_mb']['end']:.1f} MB, second "
+              f"half {r['rss_mb']['second_half_mb_per_min']:+.2f} MB/min; fds "
+              f"{r['fds']['start']} → {r['fds']['end']}")
 
 
 if __name__ == "__main__":

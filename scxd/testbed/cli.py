@@ -6,6 +6,7 @@
     scxd-testbed scenarios [--only a,b]   full mode: scxd's actuator and daemon in the guest
     scxd-testbed record [--repeats 5] [--out DIR] [--dataset data/testbed]
                                     workloads × arms × repeats, packaged as a dataset
+    scxd-testbed systemd [--out DIR]   Debian 12 + systemd as PID 1: the unit, for real
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p_rec.add_argument("--dataset", type=Path, default=REPO / "data" / "testbed",
                        help="where the packaged dataset goes")
     p_rec.add_argument("--timeout", type=float, default=4 * 3600)
+    p_sd = sub.add_parser("systemd", help="boot Debian 12 with systemd; check scxd's unit")
+    p_sd.add_argument("--out", type=Path, default=Path("/tmp/scxd-testbed-systemd"))
     args = parser.parse_args(argv)
     try:
         if args.verb == "build":
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:
                 cmd += ["--only", args.only]
             return print_run(tb_run.run_full(art, cmd, args.out, timeout=1800))
+        if args.verb == "systemd":
+            from scxd.testbed.systemd_guest import main_systemd
+
+            return main_systemd(art, args.cache, args.out)
         if args.verb == "record":
             from scxd.testbed.dataset import package
 

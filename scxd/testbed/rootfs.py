@@ -1,0 +1,290 @@
+"""A Debian 12 root file system for the systemd test bed, built once and cached.
+
+The busybox and virtme-ng guests have no real init; the service (``systemd/scxd.service``)
+has to be proven under systemd as PID 1.  This module builds a minimal bookworm system with
+``mmdebstrap`` from the package mirror the host's APT uses, holding:
+
+* systemd, dbus and the packages ``setup.sh`` installs (bcc from Debian, python3-venv, …),
+  so the guest (which has no network) installs scxd with the README's own steps;
+* a venv at ``/opt/scxd/.venv`` with the project's PyPI dependencies already in it (torch
+  alone is ≈ 1 GB unpacked; installing it under software emulation would take minutes),
+  created the way ``setup.sh`` creates it, and a wheelhouse with the build backend so the
+  guest's ``pip install -e .`` needs no index;
+* a machine id, a host name, and no first-boot prompts.
+
+Cached under ``<cache>/rootfs-<key>/rootfs`` where the key hashes this recipe, the package
+list, the Python requirements and the mirror — separate from the kernel's key, so neither
+invalidates the other.  Runs never write into the cache: each boot gets an overlay.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scxd.testbed.build import (
+    DEFAULT_CACHE,
+    BuildError,
+    StepTimer,
+    install_packages,
+    missing_packages,
+)
+
+#: Bump when the steps below change the result.
+RECIPE_VERSION = 1
+SUITE = "bookworm"
+REPO = Path(__file__).resolve().parents[2]
+#: What the guest needs: an init, the service manager's helpers, and setup.sh's packages.
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "procps", "kmod", "util-linux", "iproute2",
+    "python3", "python3-venv", "python3-pip", "python3-bpfcc", "bpfcc-tools",
+)
+HOST_PACKAGES = ("mmdebstrap",)
+VENV = "/opt/scxd/.venv"
+WHEELHOUSE = "/var/cache/scxd-wheels"
+BUILD_REQUIREMENTS = ("setuptools>=77", "wheel")
+#: Paths of the host's pip configuration that may point at local package stores.
+PIP_CONFIG = (Path("/etc/pip.conf"), Path("/etc/xdg/pip"), Path("/root/.config/pip"))
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: A cold build wants room for the unpacked system and the venv (torch).
+COLD_FREE_BYTES = 6 * 1024**3
+
+
+@dataclass(frozen=True)
+class RootFS:
+    root: Path
+    key: str
+
+    @property
+    def tree(self) -> Path:
+        return self.root / "rootfs"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def complete(self) -> bool:
+        return (self.manifest_path.exists() and (self.tree / "sbin/init").exists()
+                and (self.tree / VENV.lstrip("/") / "bin/python").exists())
+
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text())
+
+
+def apt_mirror(sources: Sequence[Path] = (Path("/etc/apt/sources.list.d/debian.sources"),
+                                          Path("/etc/apt/sources.list"))) -> str:
+    """The Debian mirror the host's APT uses (deb822 ``URIs:`` or a ``deb`` line)."""
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        m = re.search(r"^URIs:\s*(\S+/debian)/?\s*$", text, re.M) or \
+            re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s+\S+", text, re.M)
+        if m:
+            return m.group(1)
+    return DEFAULT_MIRROR
+
+
+def requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
+    """The project's PyPI requirements with the extras setup.sh installs (test, testbed)."""
+    meta = tomllib.loads(pyproject.read_text())["project"]
+    reqs = list(meta.get("dependencies", []))
+    for extra in ("test", "testbed"):
+        reqs += meta.get("optional-dependencies", {}).get(extra, [])
+    return sorted(set(reqs))
+
+
+def rootfs_key(mirror: str, reqs: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for part in (str(RECIPE_VERSION), SUITE, mirror, *PACKAGES, "|", *reqs):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def rootfs_for(cache: Path = DEFAULT_CACHE) -> RootFS:
+    key = rootfs_key(apt_mirror(), requirements())
+    return RootFS(cache / f"rootfs-{key}", key)
+
+
+@contextlib.contextmanager
+def chroot_mounts(tree: Path, binds: Sequence[Path] = ()) -> Iterator[None]:
+    """/proc, /sys, /dev and read-only binds of host paths inside ``tree`` for a chroot."""
+    mounted: list[Path] = []
+    try:
+        for fs, where, opts in (("proc", "proc", []), ("sysfs", "sys", []),
+                                ("devtmpfs", "dev", [])):
+            target = tree / where
+            target.mkdir(exist_ok=True)
+            subprocess.run(["mount", "-t", fs, fs, str(target), *opts], check=True)
+            mounted.append(target)
+        for src in binds:
+            target = tree / str(src).lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(target)], check=True)
+            mounted.append(target)
+        yield
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def _chroot(tree: Path, *cmd: str, log: Path, env: dict[str, str] | None = None) -> None:
+    with log.open("ab") as sink:
+        sink.write(f"\n$ chroot {tree} {' '.join(cmd)}\n".encode())
+        sink.flush()
+        res = subprocess.run(["chroot", str(tree), *cmd], stdout=sink, stderr=subprocess.STDOUT,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+                                  "LANG": "C.UTF-8", **(env or {})})
+    if res.returncode != 0:
+        from scxd.testbed.build import tail_text
+
+        raise BuildError(f"in the root file system: {' '.join(cmd)} exited {res.returncode}; "
+                         f"log {log}:\n{tail_text(log, 15)}")
+
+
+def debootstrap(tree: Path, mirror: str, log: Path) -> None:
+    cmd = ["mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
+           f"--include={','.join(PACKAGES)}", "--aptopt=Acquire::Retries \"3\"",
+           "--dpkgopt=path-exclude=/usr/share/{doc,man,locale}/*",
+           "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+           SUITE, str(tree), mirror]
+    with log.open("ab") as sink:
+        sink.write(f"\n$ {' '.join(cmd)}\n".encode())
+        sink.flush()
+        res = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        from scxd.testbed.build import tail_text
+
+        raise BuildError(f"mmdebstrap {SUITE} from {mirror} failed (exit {res.returncode}); "
+                         f"log {log}:\n{tail_text(log, 15)}")
+
+
+def configure(tree: Path) -> None:
+    """Make it boot unattended: identity, no first-boot prompts, nothing waiting on
+    devices or a network that the guest does not have."""
+    (tree / "etc/hostname").write_text("scxd-guest\n")
+    (tree / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 scxd-guest\n")
+    (tree / "etc/machine-id").write_text(hashlib.sha256(b"scxd-testbed").hexdigest()[:32]
+                                         + "\n")
+    (tree / "etc/fstab").write_text("# root is 9p, mounted by the kernel\n")
+    masked = ("systemd-firstboot.service", "getty@tty1.service", "serial-getty@ttyS0.service",
+              "systemd-timesyncd.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+              "e2scrub_all.timer", "fstrim.timer", "man-db.timer")
+    for unit in masked:
+        link = tree / "etc/systemd/system" / unit
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    journald = tree / "etc/systemd/journald.conf.d/testbed.conf"
+    journald.parent.mkdir(parents=True, exist_ok=True)
+    journald.write_text("[Journal]\nStorage=volatile\nForwardToConsole=no\n")
+
+
+def install_venv(tree: Path, log: Path, timer: StepTimer) -> None:
+    """The venv setup.sh makes, with every requirement in it, and the build backend as
+    wheels: the offline guest's ``./setup.sh install`` then finds all it needs."""
+    for cfg in PIP_CONFIG:  # the host's pip configuration, local package stores included
+        if cfg.is_file():
+            shutil.copy2(cfg, tree / str(cfg).lstrip("/"))
+        elif cfg.is_dir():
+            shutil.copytree(cfg, tree / str(cfg).lstrip("/"), dirs_exist_ok=True)
+    stores = [Path(p) for p in _local_stores()]
+    resolv = tree / "etc/resolv.conf"
+    if Path("/etc/resolv.conf").exists() and not resolv.exists():
+        shutil.copy2("/etc/resolv.conf", resolv)
+    env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+    with chroot_mounts(tree, stores):
+        _chroot(tree, "/usr/bin/python3", "-m", "venv", "--system-site-packages", VENV,
+                log=log)
+        pip = f"{VENV}/bin/pip"
+        timer.run("pip install the requirements into the guest venv", _chroot, tree, pip,
+                  "install", "-q", "--disable-pip-version-check", "torch==2.13.0",
+                  *requirements(), log=log, env=env)
+        _chroot(tree, pip, "download", "-q", "--disable-pip-version-check", "-d", WHEELHOUSE,
+                *BUILD_REQUIREMENTS, log=log, env=env)
+        _chroot(tree, f"{VENV}/bin/python", "-c", "import bcc, torch, psutil, "
+                "prometheus_client, pydantic_settings", log=log)
+
+
+PIP_SOURCE_KEYS = ("find-links", "index-url", "extra-index-url")
+
+
+def _local_stores() -> list[str]:
+    """Local directories the host's pip reads packages from (find-links, index-url and
+    extra-index-url in its config files and PIP_* variables), to bind into the chroot."""
+    values: list[str] = [os.environ.get("PIP_" + k.upper().replace("-", "_"), "")
+                         for k in PIP_SOURCE_KEYS]
+    files = [f for cfg in PIP_CONFIG
+             for f in ([cfg] if cfg.is_file() else sorted(cfg.glob("*.conf")))]
+    for f in files:
+        parser = configparser.ConfigParser()
+        with contextlib.suppress(OSError, configparser.Error):
+            parser.read(f)
+            for section in parser.sections():
+                values += [parser[section].get(k, "") for k in PIP_SOURCE_KEYS]
+    out: list[str] = []
+    for token in " ".join(values).split():
+        path = Path(token.removeprefix("file://"))
+        if not path.is_absolute() or not path.exists():
+            continue  # a URL: reached over the network
+        while path.parent != Path("/") and path.parent.parent != Path("/"):
+            path = path.parent  # bind the store's top directory (/opt/pypi, not …/simple)
+        if str(path) not in out:
+            out.append(str(path))
+    return out
+
+
+def build_rootfs(cache: Path = DEFAULT_CACHE, quiet: bool = False,
+                 install: bool = True) -> RootFS:
+    """Build (or verify the cached) root file system."""
+    timer = StepTimer(quiet=quiet)
+    missing = missing_packages(HOST_PACKAGES)
+    if missing:
+        if not install:
+            raise BuildError(f"missing Debian packages: {' '.join(missing)}")
+        timer.run("install mmdebstrap", install_packages, missing, timer)
+    rfs = rootfs_for(cache)
+    if rfs.complete():
+        timer.say(f"[testbed] cached root file system: {rfs.tree} (key {rfs.key})")
+        return rfs
+    rfs.root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(rfs.root).free
+    if free < COLD_FREE_BYTES:
+        raise BuildError(f"not enough disk space in {rfs.root}: {free / 1024**3:.1f} GiB "
+                         f"free, the root file system needs "
+                         f"{COLD_FREE_BYTES / 1024**3:.0f} GiB")
+    log = rfs.root / "build.log"
+    partial = rfs.root / "rootfs.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    mirror = apt_mirror()
+    timer.run(f"mmdebstrap {SUITE} ({len(PACKAGES)} packages + deps) from {mirror}",
+              debootstrap, partial, mirror, log)
+    configure(partial)
+    install_venv(partial, log, timer)
+    shutil.rmtree(rfs.tree, ignore_errors=True)
+    partial.rename(rfs.tree)
+    size = subprocess.run(["du", "-sb", str(rfs.tree)], capture_output=True,
+                          text=True).stdout.split()[0]
+    manifest = {
+        "key": rfs.key, "suite": SUITE, "mirror": mirror, "recipe_version": RECIPE_VERSION,
+        "packages": list(PACKAGES), "requirements": requirements(),
+        "size_bytes": int(size), "timings_s": timer.timings,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    rfs.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    timer.say(f"[testbed] root file system {rfs.tree}: {int(size) / 2**30:.1f} GiB in "
+              f"{sum(timer.timings.values()):.0f} s")
+    return rfs
