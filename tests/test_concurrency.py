@@ -35,35 +35,32 @@ def test_publishing_never_disturbs_scrapes():
     stop = threading.Event()
     seen: list[tuple[float, float]] = []
 
-    def owner() -> None:
-        try:
-            while not stop.is_set():
-                state.windows += 1
-                state.guard_events["thaw"] += 1
-                board.publish(state)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+    def loop(step):
+        """Run ``step`` until stopped; the first exception stops everyone and is kept."""
+        def run() -> None:
+            try:
+                while not stop.is_set():
+                    step()
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+        return run
 
-    def counter() -> None:
-        try:
-            while not stop.is_set():
-                board.count_request("thaw", "ok")
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+    def owner_step() -> None:
+        state.windows += 1
+        state.guard_events["thaw"] += 1
+        board.publish(state)
 
-    def scraper() -> None:
-        try:
-            while not stop.is_set():
-                fams = {f.name: f for f in collector.collect()}
-                windows = fams["scxd_windows"].samples[0].value
-                thaws = next(s.value for s in fams["scxd_guard_events"].samples
-                             if s.labels["kind"] == "thaw")
-                seen.append((windows, thaws))
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+    def scrape_step() -> None:
+        fams = {f.name: f for f in collector.collect()}
+        windows = fams["scxd_windows"].samples[0].value
+        thaws = next(s.value for s in fams["scxd_guard_events"].samples
+                     if s.labels["kind"] == "thaw")
+        seen.append((windows, thaws))
+
+    owner = loop(owner_step)
+    counter = loop(lambda: board.count_request("thaw", "ok"))
+    scraper = loop(scrape_step)
 
     threads = [threading.Thread(target=owner), threading.Thread(target=counter),
                threading.Thread(target=counter)] + \

@@ -39,6 +39,7 @@ from scxd.testbed.build import (
     StepTimer,
     install_packages,
     missing_packages,
+    run_logged,
 )
 
 #: Bump when the steps below change the result.
@@ -140,36 +141,20 @@ def chroot_mounts(tree: Path, binds: Sequence[Path] = ()) -> Iterator[None]:
             subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def _chroot(tree: Path, *cmd: str, log: Path, env: dict[str, str] | None = None) -> None:
-    with log.open("ab") as sink:
-        sink.write(f"\n$ chroot {tree} {' '.join(cmd)}\n".encode())
-        sink.flush()
-        res = subprocess.run(["chroot", str(tree), *cmd], stdout=sink, stderr=subprocess.STDOUT,
-                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-                                  "LANG": "C.UTF-8", **(env or {})})
-    if res.returncode != 0:
-        from scxd.testbed.build import tail_text
-
-        raise BuildError(f"in the root file system: {' '.join(cmd)} exited {res.returncode}; "
-                         f"log {log}:\n{tail_text(log, 15)}")
+def _chroot(tree: Path, *cmd: str, log: Path, timer: StepTimer) -> None:
+    run_logged(["chroot", str(tree), *cmd], log, tree, timer,
+               env={"HOME": "/root", "LANG": "C.UTF-8", "PYTHONPATH": ""})
 
 
-def debootstrap(tree: Path, mirror: str, log: Path) -> None:
-    cmd = ["mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
-           f"--include={','.join(PACKAGES)}", "--aptopt=Acquire::Retries \"3\"",
-           "--dpkgopt=path-exclude=/usr/share/{doc,man,locale}/*",
-           "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-           SUITE, str(tree), mirror]
-    with log.open("ab") as sink:
-        sink.write(f"\n$ {' '.join(cmd)}\n".encode())
-        sink.flush()
-        res = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
-    if res.returncode != 0:
-        from scxd.testbed.build import tail_text
-
-        raise BuildError(f"mmdebstrap {SUITE} from {mirror} failed (exit {res.returncode}); "
-                         f"log {log}:\n{tail_text(log, 15)}")
+def debootstrap(tree: Path, mirror: str, log: Path, timer: StepTimer) -> None:
+    try:
+        run_logged(["mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
+                    f"--include={','.join(PACKAGES)}", "--aptopt=Acquire::Retries \"3\"",
+                    "--dpkgopt=path-exclude=/usr/share/{doc,man,locale}/*",
+                    "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+                    SUITE, str(tree), mirror], log, tree.parent, timer)
+    except BuildError as exc:
+        raise BuildError(f"mmdebstrap {SUITE} from {mirror}: {exc}") from None
 
 
 def configure(tree: Path) -> None:
@@ -205,18 +190,17 @@ def install_venv(tree: Path, log: Path, timer: StepTimer) -> None:
     resolv = tree / "etc/resolv.conf"
     if Path("/etc/resolv.conf").exists() and not resolv.exists():
         shutil.copy2("/etc/resolv.conf", resolv)
-    env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
     with chroot_mounts(tree, stores):
         _chroot(tree, "/usr/bin/python3", "-m", "venv", "--system-site-packages", VENV,
-                log=log)
+                log=log, timer=timer)
         pip = f"{VENV}/bin/pip"
         timer.run("pip install the requirements into the guest venv", _chroot, tree, pip,
                   "install", "-q", "--disable-pip-version-check", "torch==2.13.0",
-                  *requirements(), log=log, env=env)
+                  *requirements(), log=log, timer=timer)
         _chroot(tree, pip, "download", "-q", "--disable-pip-version-check", "-d", WHEELHOUSE,
-                *BUILD_REQUIREMENTS, log=log, env=env)
+                *BUILD_REQUIREMENTS, log=log, timer=timer)
         _chroot(tree, f"{VENV}/bin/python", "-c", "import bcc, torch, psutil, "
-                "prometheus_client, pydantic_settings", log=log)
+                "prometheus_client, pydantic_settings", log=log, timer=timer)
 
 
 PIP_SOURCE_KEYS = ("find-links", "index-url", "extra-index-url")
@@ -271,7 +255,7 @@ def build_rootfs(cache: Path = DEFAULT_CACHE, quiet: bool = False,
     shutil.rmtree(partial, ignore_errors=True)
     mirror = apt_mirror()
     timer.run(f"mmdebstrap {SUITE} ({len(PACKAGES)} packages + deps) from {mirror}",
-              debootstrap, partial, mirror, log)
+              debootstrap, partial, mirror, log, timer)
     configure(partial)
     install_venv(partial, log, timer)
     shutil.rmtree(rfs.tree, ignore_errors=True)
