@@ -4,8 +4,9 @@ The busybox and virtme-ng guests have no real init; the service (``systemd/scxd.
 has to be proven under systemd as PID 1.  This module builds a minimal bookworm system with
 ``mmdebstrap`` from the package mirror the host's APT uses, holding:
 
-* systemd, dbus and the packages ``setup.sh`` installs (bcc from Debian, python3-venv, …),
-  so the guest (which has no network) installs scxd with the README's own steps;
+* systemd, dbus and the packages ``setup.sh install`` installs (read from its lists: bcc
+  from Debian, python3-venv, the test tools), so the guest — which has no network —
+  installs scxd with the README's own steps;
 * a venv at ``/opt/scxd/.venv`` with the project's PyPI dependencies already in it (torch
   alone is ≈ 1 GB unpacked; installing it under software emulation would take minutes),
   created the way ``setup.sh`` creates it, and a wheelhouse with the build backend so the
@@ -46,11 +47,26 @@ from scxd.testbed.build import (
 RECIPE_VERSION = 1
 SUITE = "bookworm"
 REPO = Path(__file__).resolve().parents[2]
-#: What the guest needs: an init, the service manager's helpers, and setup.sh's packages.
-PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "procps", "kmod", "util-linux", "iproute2",
-    "python3", "python3-venv", "python3-pip", "python3-bpfcc", "bpfcc-tools",
-)
+#: What the guest needs besides setup.sh's packages: an init and the service manager's
+#: helpers.
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "procps", "kmod", "util-linux",
+                 "iproute2", "python3")
+
+
+def setup_packages(setup: Path = REPO / "setup.sh") -> tuple[str, ...]:
+    """The Debian packages ``setup.sh install`` installs (its RUN_ and TEST_PACKAGES): in
+    the root file system already, so the offline guest's run of it finds them."""
+    text = setup.read_text()
+    found: list[str] = []
+    for name in ("RUN_PACKAGES", "TEST_PACKAGES"):
+        m = re.search(rf"^{name}=\(([^)]*)\)", text, re.M)
+        if m is None:
+            raise BuildError(f"{setup}: no {name}=(...) list to install from")
+        found += m.group(1).split()
+    return tuple(found)
+
+
+PACKAGES = tuple(dict.fromkeys((*BASE_PACKAGES, *setup_packages())))
 HOST_PACKAGES = ("mmdebstrap",)
 VENV = "/opt/scxd/.venv"
 WHEELHOUSE = "/var/cache/scxd-wheels"
