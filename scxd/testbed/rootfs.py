@@ -203,6 +203,8 @@ def install_venv(tree: Path, log: Path, timer: StepTimer) -> None:
         elif cfg.is_dir():
             shutil.copytree(cfg, tree / str(cfg).lstrip("/"), dirs_exist_ok=True)
     stores = [Path(p) for p in _local_stores()]
+    # The host's CA bundle (PIP_CERT / pip.conf may name it; a proxy's CA may be in it).
+    stores += [p for p in (Path("/etc/ssl/certs"),) if p.is_dir()]
     resolv = tree / "etc/resolv.conf"
     if Path("/etc/resolv.conf").exists() and not resolv.exists():
         shutil.copy2("/etc/resolv.conf", resolv)
