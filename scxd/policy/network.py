@@ -19,8 +19,12 @@ Two heads read the trunk:
   π ∝ exp(Q/α)), less ``switch_cost`` for every arm but the one running (hysteresis);
 * ``epsilon`` — (1 − ε) on the best v, ε spread uniformly, ε decaying from
   ``epsilon_start`` to ``epsilon_floor`` with half-life ``epsilon_half_life`` updates;
-* ``ucb`` — the arm maximising v(a) + β·σ(x, a) (an optimism bonus of β ensemble standard
-  deviations), with ``floor`` probability mass spread over the eligible arms.
+* ``ucb`` — with probability ε (same schedule) the arm maximising v(a) + β·σ(x, a) (an
+  optimism bonus of β ensemble standard deviations), else the conservative choice, with
+  ``floor`` probability mass spread over the eligible arms;
+* in both modes the conservative choice is a *baseline challenger*: the fair scheduler stays
+  unless the critic expects another arm to beat it by ``challenger_margin`` with
+  ``challenger_kappa`` ensemble standard deviations to spare (never worse than the default).
 
 **Training** (``update``, one transition per closed window; ``pretrain`` on recorded data):
 the critic regresses the switching-cost-adjusted reward (r − ``switch_cost`` if the arm was a
@@ -187,6 +191,7 @@ class NetworkPolicy(Learner):
         self.mode = c.exploration
         self.gen = torch.Generator().manual_seed(env.seed)
         torch.manual_seed(env.seed)
+        self.fair = self.arms.fair_index()
         self.factor_keys, groups, inc = factor_keys(self.arms)
         self.inc = torch.from_numpy(inc)                               # (K, F)
         self.inc_np = inc
@@ -328,18 +333,36 @@ class NetworkPolicy(Learner):
         stats = {"epsilon": 0.0, "changes": float(self.changes),
                  "reopen": self.reopen_now(), **self.losses}
         n = max(int(mask.sum()), 1)
+        best, reason = self._challenge(int(np.argmax(np.where(mask, value, -np.inf))),
+                                       mean, sd, mask)
+        eps = self.epsilon()
+        stats["epsilon"] = eps
         if self.mode == "epsilon":
-            eps = self.epsilon()
-            score = value
-            probs = (1.0 - eps) * ex.greedy(score, mask) + eps * ex.uniform(mask)
-            stats["epsilon"] = eps
+            probs = (1.0 - eps) * np.eye(self.k)[best] + eps * ex.uniform(mask)
         else:
-            mass = max(self.c.floor, self.reopen_now())
-            score = value + self.c.ucb_beta * sd
-            probs = ex.with_floor(ex.greedy(score, mask), mask, mass / n)
-            stats["floor"] = mass
+            # Directed exploration: with probability ε the optimistic arm (value + β·σ),
+            # otherwise the conservative choice; every arm floored.
+            hopeful = int(np.argmax(np.where(mask, value + self.c.ucb_beta * sd, -np.inf)))
+            probs = ex.with_floor((1.0 - eps) * np.eye(self.k)[best] +
+                                  eps * np.eye(self.k)[hopeful], mask, self.c.floor / n)
+            stats["floor"] = self.c.floor
         return probs, {"values": mean, "uncertainty": sd, "mode": self.mode, "stats": stats,
-                       "policy": pi, "greedy": int(np.argmax(np.where(mask, score, -np.inf)))}
+                       "policy": pi, "greedy": best, "reason": reason}
+
+    def _challenge(self, best: int, mean: np.ndarray, sd: np.ndarray, mask: np.ndarray
+                   ) -> tuple[int, str]:
+        """Baseline challenger: the fair scheduler stays the choice unless the critic says
+        another arm beats it by ``challenger_margin`` with ``challenger_kappa`` ensemble
+        standard deviations to spare (never worse than the default scheduler)."""
+        fair = self.fair
+        if fair is None or not mask[fair] or best == fair:
+            return best, ""
+        gain = float(mean[best] - mean[fair])
+        spread = float(np.hypot(sd[best], sd[fair]))
+        if gain - self.c.challenger_kappa * spread < self.c.challenger_margin:
+            return fair, (f"baseline challenger: {self.arms[best].label} is not proven better "
+                          f"than fair (gain {gain:+.3f} ± {spread:.3f})")
+        return best, (f"{self.arms[best].label} beats fair by {gain:+.3f} ± {spread:.3f}")
 
     # -- learning ------------------------------------------------------------------------------
     def learn(self, x: np.ndarray, arm: int, reward: float, propensity: float,

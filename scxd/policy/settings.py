@@ -145,6 +145,12 @@ class NetworkConfig(LearnerSection):
                                  "standardised features differ from their recent average by "
                                  "more than this (mean absolute standard deviations) is a "
                                  "change of workload and re-opens exploration")
+    challenger_margin: float = Field(0.05, ge=-10.0, le=10.0, description="baseline "
+                                     "challenger: another arm replaces the fair scheduler "
+                                     "only when the critic expects it to be this much better "
+                                     "(reward units; 0.05 ≈ 5 %)")
+    challenger_kappa: float = Field(2.0, ge=0.0, le=100.0, description="... with this many "
+                                    "ensemble standard deviations to spare")
     evidence_windows: int = Field(12, ge=1, le=10**4, json_schema_extra=_unit("windows"),
                                   description="decisions average the values of up to this "
                                   "many windows since the running arm or the workload last "
