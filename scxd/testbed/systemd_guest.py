@@ -122,6 +122,13 @@ def provision(root: Path, art: Artifacts, repo: Path = REPO) -> None:
     for name in ("build", "source"):
         (modules / name).unlink(missing_ok=True)
         (modules / name).symlink_to(art.tree)
+    # The test tools setup.sh installs bring services of their own (Debian enables the
+    # Prometheus server, which cannot start here and would restart forever, eating the
+    # emulated CPU): masked for this boot.
+    units_dir = root / "etc/systemd/system"
+    for unit in ("prometheus.service", "prometheus-node-exporter.service"):
+        (units_dir / unit).unlink(missing_ok=True)
+        (units_dir / unit).symlink_to("/dev/null")
     lib = root / "usr/local/lib/scxd-testbed"
     lib.mkdir(parents=True, exist_ok=True)
     shutil.copy2(CHECK_SCRIPT, lib / CHECK_SCRIPT.name)
@@ -157,7 +164,10 @@ def qemu_command(art: Artifacts, root: Path, results: Path, cpus: int, memory: s
     append = ("root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,"
               "msize=262144,access=any rw console=ttyS0 panic=-1 oops=panic loglevel=4 "
               "systemd.show_status=1 systemd.log_color=0 init=/lib/systemd/systemd")
-    return ["qemu-system-x86_64", "-accel", QEMU_ACCEL, "-smp", str(cpus), "-m", memory,
+    # -cpu max: the venv's numpy and torch need x86-64-v2 and more (qemu64, the default
+    # model, dies with SIGILL importing them), as virtme-ng's guests have it.
+    return ["qemu-system-x86_64", "-accel", QEMU_ACCEL, "-cpu", "max", "-smp", str(cpus),
+            "-m", memory,
             "-display", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
             "-kernel", str(art.bzimage), "-append", append,
             *share("root", root, "/dev/root"),
