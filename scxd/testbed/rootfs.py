@@ -7,10 +7,11 @@ has to be proven under systemd as PID 1.  This module builds a minimal bookworm 
 * systemd, dbus and the packages ``setup.sh install`` installs (read from its lists: bcc
   from Debian, python3-venv, the test tools), so the guest — which has no network —
   installs scxd with the README's own steps;
-* a venv at ``/opt/scxd/.venv`` with the project's PyPI dependencies already in it (torch
-  alone is ≈ 1 GB unpacked; installing it under software emulation would take minutes),
-  created the way ``setup.sh`` creates it, and a wheelhouse with the build backend so the
-  guest's ``pip install -e .`` needs no index;
+* a venv at ``/opt/scxd/.venv`` made the way ``setup.sh`` makes it, with the project's
+  PyPI dependencies and scxd (editable from /opt/scxd) already in it and setup.sh's stamp
+  written — torch alone is ≈ 1 GB unpacked, and pip under software emulation took 7 min —
+  plus a wheelhouse with the build backend, so a guest ``pip install -e .`` (when
+  pyproject.toml changed since the build) needs no index;
 * a machine id, a host name, and no first-boot prompts.
 
 Cached under ``<cache>/rootfs-<key>/rootfs`` where the key hashes this recipe, the package
@@ -44,7 +45,7 @@ from scxd.testbed.build import (
 )
 
 #: Bump when the steps below change the result.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 SUITE = "bookworm"
 REPO = Path(__file__).resolve().parents[2]
 #: What the guest needs besides setup.sh's packages: an init and the service manager's
@@ -66,9 +67,22 @@ def setup_packages(setup: Path = REPO / "setup.sh") -> tuple[str, ...]:
     return tuple(found)
 
 
+def setup_extras(setup: Path = REPO / "setup.sh") -> str:
+    """The extras ``setup.sh install`` puts in the venv (its ``install "…"`` argument)."""
+    m = re.search(r'^\s*install\)\s*\n\s*install "([^"]+)"', setup.read_text(), re.M)
+    if m is None:
+        raise BuildError(f"{setup}: no install) case naming the extras")
+    return m.group(1)
+
+
 PACKAGES = tuple(dict.fromkeys((*BASE_PACKAGES, *setup_packages())))
+SETUP_EXTRAS = setup_extras()
 HOST_PACKAGES = ("mmdebstrap",)
-VENV = "/opt/scxd/.venv"
+GUEST_REPO = "/opt/scxd"
+VENV = f"{GUEST_REPO}/.venv"
+#: What a copy of the repository leaves out.
+REPO_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
+                                     ".ruff_cache", ".hypothesis", "data")
 WHEELHOUSE = "/var/cache/scxd-wheels"
 BUILD_REQUIREMENTS = ("setuptools>=77", "wheel")
 #: Paths of the host's pip configuration that may point at local package stores.
@@ -115,12 +129,18 @@ def apt_mirror(sources: Sequence[Path] = (Path("/etc/apt/sources.list.d/debian.s
 
 
 def requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
-    """The project's PyPI requirements with the extras setup.sh installs (test, testbed)."""
+    """The project's PyPI requirements with the extras setup.sh installs."""
     meta = tomllib.loads(pyproject.read_text())["project"]
     reqs = list(meta.get("dependencies", []))
-    for extra in ("test", "testbed"):
+    for extra in SETUP_EXTRAS.split(","):
         reqs += meta.get("optional-dependencies", {}).get(extra, [])
     return sorted(set(reqs))
+
+
+def setup_stamp(pyproject: Path) -> str:
+    """What setup.sh writes to ``$VENV/.scxd-installed`` once the venv is complete
+    (``want=$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras``)."""
+    return hashlib.sha256(pyproject.read_bytes()).hexdigest()[:16] + "-" + SETUP_EXTRAS
 
 
 def rootfs_key(mirror: str, reqs: Sequence[str]) -> str:
@@ -217,6 +237,15 @@ def install_venv(tree: Path, log: Path, timer: StepTimer) -> None:
                   *requirements(), log=log, timer=timer)
         _chroot(tree, pip, "download", "-q", "--disable-pip-version-check", "-d", WHEELHOUSE,
                 *BUILD_REQUIREMENTS, log=log, timer=timer)
+        # scxd itself, editable from /opt/scxd as setup.sh installs it, with setup.sh's
+        # stamp: a guest's run of ./setup.sh install then only checks (each boot copies
+        # the tree under test over /opt/scxd, which the editable install reads).
+        repo = tree / GUEST_REPO.lstrip("/")
+        shutil.copytree(REPO, repo, ignore=REPO_IGNORE, dirs_exist_ok=True, symlinks=True)
+        _chroot(tree, pip, "install", "-q", "--disable-pip-version-check", "-e",
+                f"{GUEST_REPO}[{SETUP_EXTRAS}]", log=log, timer=timer)
+        (tree / VENV.lstrip("/") / ".scxd-installed").write_text(
+            setup_stamp(REPO / "pyproject.toml") + "\n")
         _chroot(tree, f"{VENV}/bin/python", "-c", "import bcc, torch, psutil, "
                 "prometheus_client, pydantic_settings", log=log, timer=timer)
 

@@ -25,16 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scxd.testbed.build import Artifacts
-from scxd.testbed.rootfs import REPO, RootFS
+from scxd.testbed.rootfs import GUEST_REPO, REPO, REPO_IGNORE, RootFS
 from scxd.testbed.run import QEMU_ACCEL, _run, detect_crash
 
 CHECK_SCRIPT = Path(__file__).with_name("guest") / "systemd_check.py"
-GUEST_REPO = "/opt/scxd"
 GUEST_RESULTS = "/results"
-#: What the copy of the repository leaves out: build and run debris, the venv the root file
-#: system already has, and the recorded datasets (large, and not needed to install).
-IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
-                                ".ruff_cache", ".hypothesis", "data")
 CHECK_UNIT = f"""[Unit]
 Description=scxd test bed: install scxd with the README's steps and check the service
 After=multi-user.target
@@ -110,8 +105,12 @@ def overlay(lower: Path, scratch: Path) -> Iterator[Path]:
 
 def provision(root: Path, art: Artifacts, repo: Path = REPO) -> None:
     """What this boot adds to the root file system (all in the overlay)."""
-    shutil.copytree(repo, root / GUEST_REPO.lstrip("/"), ignore=IGNORE, dirs_exist_ok=True,
-                    symlinks=True)
+    # The tree under test replaces the build's copy (the venv's editable install reads it).
+    guest_repo = root / GUEST_REPO.lstrip("/")
+    for old in guest_repo.iterdir() if guest_repo.is_dir() else ():
+        if old.name != ".venv":
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    shutil.copytree(repo, guest_repo, ignore=REPO_IGNORE, dirs_exist_ok=True, symlinks=True)
     bin_dir = root / "usr/local/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for exe in sorted(art.static_dir.iterdir()):
