@@ -316,6 +316,10 @@ def build_rootfs(cache: Path = DEFAULT_CACHE, quiet: bool = False,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     rfs.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    for old in cache.glob("rootfs-*"):  # earlier keys: 2+ GiB each, never used again
+        if old != rfs.root and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            timer.say(f"[testbed] removed the outdated root file system {old}")
     timer.say(f"[testbed] root file system {rfs.tree}: {int(size) / 2**30:.1f} GiB in "
               f"{sum(timer.timings.values()):.0f} s")
     return rfs
