@@ -26,6 +26,7 @@ from typing import Any
 
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
+from scxd.workloads import BY_NAME as WORKLOADS
 
 
 def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -45,13 +46,6 @@ def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[di
 def load_runs(dataset: Path) -> list[dict[str, Any]]:
     with lzma.open(dataset / "runs.jsonl.xz", "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-#: The workload's own headline figure, and whether higher is better.
-HEADLINE = {"cpu_batch": ("cpu_bogo_ops_per_s", True), "io_cpu": ("hdd_bogo_ops_per_s", True),
-            "fork_heavy": ("fork_bogo_ops_per_s", True),
-            "messaging": ("messaging_s_mean", False), "hackbench": ("hackbench_s_mean", False),
-            "mixed": ("wakeup_us_avg", False)}
 
 
 def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
@@ -166,24 +160,24 @@ def outcome_table(runs: list[dict[str, Any]], arms: list[str]) -> list[str]:
     """Each workload's own headline figure per arm: mean ± sd over repeats (n)."""
     cells: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
     for r in runs:
-        key = HEADLINE.get(r["workload"], (None, True))[0]
-        value = (r.get("outcome") or {}).get(key) if key else None
+        wl = WORKLOADS.get(r["workload"])
+        value = wl.headline_value(r.get("outcome")) if wl else None
         if value is not None:
-            cells[(r["workload"], r["arm"])].append(float(value))
-    workloads = [w for w in HEADLINE if any(k[0] == w for k in cells)]
+            cells[(r["workload"], r["arm"])].append(value)
+    workloads = [w for w in WORKLOADS.values() if any(k[0] == w.name for k in cells)]
     if not workloads:
         return []
     out = ["## What the workloads themselves measured", "",
            "Mean ± standard deviation over repeats (n < repeats: the figure was missing, e.g."
            " the workload was starved after an ejection). " + ", ".join(
-               f"{w}: {HEADLINE[w][0]} ({'higher' if HEADLINE[w][1] else 'lower'} is better)"
+               f"{w.name}: {w.headline.metric} ({w.headline.direction} is better)"
                for w in workloads) + ".", "",
-           "| arm | " + " | ".join(workloads) + " |",
+           "| arm | " + " | ".join(w.name for w in workloads) + " |",
            "|---|" + "---|" * len(workloads)]
     for arm in arms:
         row = []
         for w in workloads:
-            v = cells.get((w, arm), [])
+            v = cells.get((w.name, arm), [])
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
             row.append(f"{statistics.mean(v):.3g} ± {sd:.2g} ({len(v)})" if v else "—")
         out.append(f"| `{arm}` | " + " | ".join(row) + " |")

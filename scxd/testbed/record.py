@@ -24,13 +24,10 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from scxd.record import Choice, Context, WindowRecord
 from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler
 from scxd.window import Windower
+from scxd.workloads import Workload, select
 
 #: (scheduler, preset): the real arms of the test bed.
 ARMS: tuple[tuple[str, str], ...] = (
@@ -54,72 +52,6 @@ ARMS: tuple[tuple[str, str], ...] = (
     ("scx_qmap", "default"), ("scx_qmap", "short_slice"), ("scx_qmap", "batched"),
     ("scx_flatcg", "default"), ("scx_flatcg", "fifo"), ("scx_flatcg", "short_slice"),
 )
-
-
-def stress(args: list[str], seconds: int, seed: int) -> list[str]:
-    return ["stress-ng", *args, "--timeout", f"{seconds}s", "--metrics-brief", "--seed",
-            str(seed), "--temp-path", "/tmp"]
-
-
-def loop(cmd: str, seconds: int) -> list[str]:
-    """Repeat ``cmd`` until ``seconds`` pass, printing each iteration's output."""
-    return ["sh", "-c", f"end=$(($(date +%s) + {seconds})); "
-            f"while [ $(date +%s) -lt $end ]; do {cmd}; done"]
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    describe: str
-    commands: Callable[[int, int], list[list[str]]]   # (seconds, seed) → processes
-
-    def parse(self, outputs: list[str]) -> dict[str, Any]:
-        return parse_outcome(self.name, outputs)
-
-
-WORKLOADS: tuple[Workload, ...] = (
-    Workload("cpu_batch", "4 CPU-bound integer workers (stress-ng --cpu 4, int64)",
-             lambda s, seed: [stress(["--cpu", "4", "--cpu-method", "int64"], s, seed)]),
-    Workload("messaging", "perf bench sched messaging -g 2 -l 50, repeated",
-             lambda s, seed: [loop("perf bench sched messaging -g 2 -l 50", s)]),
-    Workload("hackbench", "hackbench -g 2 -l 50 (sockets), repeated",
-             lambda s, seed: [loop("hackbench -g 2 -l 50", s)]),
-    Workload("mixed", "2 periodic wakers (cyclictest, SCHED_OTHER, 2 ms) beside 2 CPU hogs",
-             lambda s, seed: [["cyclictest", "-t", "2", "-i", "2000", "-D", f"{s}s", "-q"],
-                              stress(["--cpu", "2", "--cpu-method", "int64"], s, seed)]),
-    Workload("fork_heavy", "2 workers forking and exiting (stress-ng --fork 2)",
-             lambda s, seed: [stress(["--fork", "2"], s, seed)]),
-    Workload("io_cpu", "1 writer + 2 CPU hogs (stress-ng --hdd 1 --cpu 2)",
-             lambda s, seed: [stress(["--hdd", "1", "--hdd-bytes", "16M", "--cpu", "2",
-                                      "--cpu-method", "int64"], s, seed)]),
-)
-
-_BOGO = re.compile(r"metrc: \[\d+\] (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
-_PERF = re.compile(r"Total time: ([\d.]+) \[sec\]")
-_HACK = re.compile(r"^Time: ([\d.]+)", re.M)
-_CYC = re.compile(r"T:\s*(\d+).*?C:\s*(\d+)\s+Min:\s*(\d+)\s+Act:\s*\d+\s+Avg:\s*(\d+)\s+"
-                  r"Max:\s*(\d+)")
-
-
-def parse_outcome(workload: str, outputs: list[str]) -> dict[str, Any]:
-    """The workload's own figures (ground truth beside scxd's measurements)."""
-    text = "\n".join(outputs)
-    out: dict[str, Any] = {}
-    for m in _BOGO.finditer(text):
-        out[f"{m.group(1)}_bogo_ops"] = int(m.group(2))
-        out[f"{m.group(1)}_bogo_ops_per_s"] = float(m.group(6))  # per second of real time
-    perf = [float(x) for x in _PERF.findall(text)]
-    hack = [float(x) for x in _HACK.findall(text)]
-    for key, values in (("messaging_s", perf), ("hackbench_s", hack)):
-        if values:
-            out[f"{key}_iterations"] = len(values)
-            out[f"{key}_mean"] = sum(values) / len(values)
-    cyc = [(int(c), int(mn), int(avg), int(mx)) for _, c, mn, avg, mx in _CYC.findall(text)]
-    if cyc:
-        out["wakeup_us_avg"] = sum(a for _, _, a, _ in cyc) / len(cyc)
-        out["wakeup_us_max"] = max(m for _, _, _, m in cyc)
-        out["wakeup_cycles"] = sum(c for c, _, _, _ in cyc)
-    return out
 
 
 def versions() -> dict[str, str]:
@@ -175,15 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     per_window = samples_per_window(args.window, args.interval)
     seconds = int((args.warmup + args.windows) * args.window + 4)
     arms = [act.catalog.action(s, preset=p) for s, p in ARMS]
-    workloads = [w for w in WORKLOADS if not args.only_workloads
-                 or w.name in args.only_workloads.split(",")]
+    workloads = select(args.only_workloads)
     header = {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
               "feature_names": list(FEATURE_NAMES), "host": "sched_ext test bed (qemu TCG)",
               "kernel": os.uname().release, "recorder": vars(args) | {
                   "testbed": str(args.testbed), "out": str(args.out)},
               "versions": versions(), "arms": [a.label() for a in arms],
               "arm_set": ArmSet(arms).header(),
-              "workloads": {w.name: w.describe for w in workloads}}
+              "workloads": {w.name: w.describe for w in workloads},
+              "headlines": {w.name: w.as_dict()["headline"] for w in workloads}}
     journal = JournalWriter(args.out / "journal", header, max_file_bytes=2**40, fsync=True)
     runs_path = args.out / "runs.jsonl"
     done = done_cells(runs_path)
@@ -268,7 +200,7 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
             os.killpg(p.pid, signal.SIGKILL)
             out, _ = p.communicate()
         outputs.append(out.decode(errors="replace"))
-    run.update(ok=True, outcome=wl.parse(outputs), seconds=round(time.time() - started, 2),
+    run.update(ok=True, outcome=wl.outcome(outputs), seconds=round(time.time() - started, 2),
                still_verified=act.verified(arm), output_tail=[o[-400:] for o in outputs])
     with open(runs_path, "a") as fh:
         fh.write(json.dumps(run) + "\n")

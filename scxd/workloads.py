@@ -1,0 +1,239 @@
+"""The real workloads scxd is judged on, each declared once.
+
+A :class:`Workload` says what it is (description, category), how to run it (command lines for
+a duration and a seed), how to read its own figures from its output (its outcome parser,
+built on :mod:`scxd.benchparse`), and which of those figures is its **headline** — the one
+number a user of that workload would call "better" or "worse" — with its direction.  The
+test-bed recorder runs them, the dataset packager tabulates them, ``scxd replay
+validate-reward`` ranks schedulers by them, the replay benchmark and tuning read them from
+here: nothing else names an outcome key or a direction.
+
+The commands assume the Debian tools (stress-ng 0.15, linux-perf, rt-tests, gcc) and a
+writable ``/tmp``.  Every command runs at least ``seconds`` and stops cleanly on SIGINT
+(stress-ng and cyclictest print their summaries on SIGINT; loops stop between iterations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scxd import benchparse
+
+#: Categories a workload belongs to (what the dataset must cover).
+CATEGORIES = ("cpu_batch", "build", "ipc", "latency_beside_batch", "io_cpu", "memory", "idle")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A workload's headline figure: a key of its outcome dict and its direction."""
+
+    metric: str
+    higher_is_better: bool
+    unit: str
+    doc: str
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    def goodness(self, value: float) -> float:
+        """A number that grows as the outcome improves (for ranking)."""
+        return value if self.higher_is_better else -value
+
+    def loss_pct(self, value: float, best: float) -> float:
+        """How much worse ``value`` is than ``best``, in percent of ``best`` (≥ 0 when best
+        really is the best): fewer ops/s or more seconds, relative to the best arm."""
+        if best == 0:
+            return 0.0 if value == best else math.inf
+        diff = (best - value) if self.higher_is_better else (value - best)
+        return 100.0 * diff / abs(best)
+
+
+Commands = Callable[[int, int], list[list[str]]]   # (seconds, seed) → processes
+Parser = Callable[[list[str]], dict[str, Any]]     # one output text per process → figures
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    describe: str
+    category: str
+    commands: Commands
+    parse: Parser
+    headline: Headline
+    tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"workload {self.name}: unknown category {self.category!r}")
+
+    def outcome(self, outputs: list[str]) -> dict[str, Any]:
+        """The workload's own figures from its processes' outputs (missing → absent)."""
+        return self.parse(outputs)
+
+    def headline_value(self, outcome: Mapping[str, Any] | None) -> float | None:
+        v = (outcome or {}).get(self.headline.metric)
+        if v is None:
+            return None
+        v = float(v)
+        return v if math.isfinite(v) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        h = self.headline
+        return {"name": self.name, "describe": self.describe, "category": self.category,
+                "headline": {"metric": h.metric, "direction": h.direction, "unit": h.unit,
+                             "doc": h.doc}}
+
+
+# -- command builders ---------------------------------------------------------------------------
+def stress(args: list[str], seconds: int, seed: int) -> list[str]:
+    return ["stress-ng", *args, "--timeout", f"{seconds}s", "--metrics-brief", "--seed",
+            str(seed), "--temp-path", "/tmp"]
+
+
+def loop(cmd: str, seconds: int) -> list[str]:
+    """Repeat ``cmd`` until ``seconds`` pass, printing each iteration's output."""
+    return ["sh", "-c", f"end=$(($(date +%s) + {seconds})); "
+            f"while [ $(date +%s) -lt $end ]; do {cmd}; done"]
+
+
+def timed_loop(cmd: str, seconds: int, setup: str = "") -> list[str]:
+    """Repeat ``cmd`` (output discarded) until ``seconds`` pass, printing each iteration's
+    wall time as ``@@iteration_s S`` (:func:`scxd.benchparse.timed_loop`)."""
+    mark = benchparse.TIMED_LOOP_MARK
+    return ["sh", "-c", f"{setup}end=$(($(date +%s) + {seconds})); "
+            f"while [ $(date +%s) -lt $end ]; do s=$(date +%s%N); {cmd} >/dev/null 2>&1; "
+            f"e=$(date +%s%N); t=$(((e - s) / 1000)); "
+            f"printf '{mark} %d.%06d\\n' $((t / 1000000)) $((t % 1000000)); done"]
+
+
+#: A small C project compiled file by file with 4 parallel compilers (fork/exec of
+#: cc → cc1 → as per file: what a build does to a scheduler).
+BUILD_SETUP = ("d=/tmp/scxd-build-$$; mkdir -p $d; for i in 1 2 3 4 5 6 7 8; do "
+               "printf '#include <stdio.h>\\nstatic int f(int x){return x*%s+1;}\\n"
+               "int main(void){int s=0;for(int i=0;i<100;i++)s+=f(i);"
+               "printf(\"%%d\\\\n\",s);return 0;}\\n' $i > $d/f$i.c; done; ")
+BUILD_CMD = "ls $d/*.c | xargs -P 4 -n 1 cc -O2 -c -o /dev/null"
+
+
+# -- outcome parsers ----------------------------------------------------------------------------
+def parse_stress(outputs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in outputs:
+        for name, m in benchparse.stress_ng(text).items():
+            out[f"{name}_bogo_ops"] = m.bogo_ops
+            out[f"{name}_bogo_ops_per_s"] = m.bogo_ops_per_s
+            out[f"{name}_bogo_ops_per_cpu_s"] = round(m.bogo_ops_per_cpu_s, 3)
+    return out
+
+
+def parse_iterations(key: str, reader: Callable[[str], list[float]]) -> Parser:
+    """Mean (and count) of per-iteration figures read by ``reader`` as ``<key>_mean``."""
+    def parse(outputs: list[str]) -> dict[str, Any]:
+        values = [v for text in outputs for v in reader(text)]
+        if not values:
+            return {}
+        return {f"{key}_iterations": len(values), f"{key}_mean": sum(values) / len(values)}
+    return parse
+
+
+def parse_cyclictest(outputs: list[str]) -> dict[str, Any]:
+    for text in outputs:
+        s = benchparse.cyclictest_summary(text)
+        if s is not None:
+            return {"wakeup_us_avg": s.avg_us, "wakeup_us_max": s.max_us,
+                    "wakeup_cycles": s.cycles}
+    return {}
+
+
+def combine(*parsers: Parser) -> Parser:
+    def parse(outputs: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in parsers:
+            out.update(p(outputs))
+        return out
+    return parse
+
+
+_OPS = "bogo ops per second of wall time (stress-ng --metrics-brief)"
+_WAKE = Headline("wakeup_us_avg", False, "µs",
+                 "cyclictest's mean wakeup latency (timer expiry → the thread runs)")
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("cpu_batch", "4 CPU-bound integer workers (stress-ng --cpu 4, int64)",
+             "cpu_batch",
+             lambda s, seed: [stress(["--cpu", "4", "--cpu-method", "int64"], s, seed)],
+             parse_stress, Headline("cpu_bogo_ops_per_s", True, "ops/s", _OPS)),
+    Workload("build", "8 small C files compiled by 4 parallel cc (fork/exec-heavy), repeated",
+             "build", lambda s, seed: [timed_loop(BUILD_CMD, s, BUILD_SETUP)],
+             parse_iterations("build_s", benchparse.timed_loop),
+             Headline("build_s_mean", False, "s", "wall time of one build")),
+    Workload("fork_heavy", "2 workers forking and exiting (stress-ng --fork 2)", "build",
+             lambda s, seed: [stress(["--fork", "2"], s, seed)],
+             parse_stress, Headline("fork_bogo_ops_per_s", True, "ops/s", _OPS)),
+    Workload("messaging", "perf bench sched messaging -g 2 -l 50, repeated", "ipc",
+             lambda s, seed: [loop("perf bench sched messaging -g 2 -l 50", s)],
+             parse_iterations("messaging_s", benchparse.perf_total_seconds),
+             Headline("messaging_s_mean", False, "s", "wall time of one messaging run")),
+    Workload("hackbench", "hackbench -g 2 -l 50 (sockets), repeated", "ipc",
+             lambda s, seed: [loop("hackbench -g 2 -l 50", s)],
+             parse_iterations("hackbench_s", benchparse.hackbench_seconds),
+             Headline("hackbench_s_mean", False, "s", "wall time of one hackbench run")),
+    Workload("pipe", "perf bench sched pipe -l 5000 (two tasks ping-pong), repeated", "ipc",
+             lambda s, seed: [loop("perf bench sched pipe -l 5000", s)],
+             parse_iterations("pipe_usecs_per_op", benchparse.perf_pipe_usecs_per_op),
+             Headline("pipe_usecs_per_op_mean", False, "µs", "round-trip time per operation")),
+    Workload("mixed", "2 periodic wakers (cyclictest, SCHED_OTHER, 2 ms) beside 2 CPU hogs",
+             "latency_beside_batch",
+             lambda s, seed: [["cyclictest", "-t", "2", "-i", "2000", "-D", f"{s}s", "-q"],
+                              stress(["--cpu", "2", "--cpu-method", "int64"], s, seed)],
+             combine(parse_cyclictest, parse_stress), _WAKE),
+    Workload("io_cpu", "1 writer + 2 CPU hogs (stress-ng --hdd 1 --cpu 2)", "io_cpu",
+             lambda s, seed: [stress(["--hdd", "1", "--hdd-bytes", "16M", "--cpu", "2",
+                                      "--cpu-method", "int64"], s, seed)],
+             parse_stress, Headline("hdd_bogo_ops_per_s", True, "ops/s", _OPS)),
+    Workload("memory", "3 memory-streaming workers on 2 CPUs (stress-ng --vm 3, 32 MiB, "
+             "read64)", "memory",
+             lambda s, seed: [stress(["--vm", "3", "--vm-bytes", "32M", "--vm-method",
+                                      "read64", "--vm-keep"], s, seed)],
+             parse_stress, Headline("vm_bogo_ops_per_s", True, "ops/s", _OPS)),
+    Workload("idle", "one 100 Hz periodic waker on an otherwise idle machine (cyclictest)",
+             "idle",
+             lambda s, seed: [["cyclictest", "-t", "1", "-i", "10000", "-D", f"{s}s", "-q"]],
+             parse_cyclictest, _WAKE),
+    Workload("interactive_build", "1 periodic waker (cyclictest, 5 ms) beside a parallel "
+             "build", "latency_beside_batch",
+             lambda s, seed: [["cyclictest", "-t", "1", "-i", "5000", "-D", f"{s}s", "-q"],
+                              timed_loop(BUILD_CMD, s, BUILD_SETUP)],
+             combine(parse_cyclictest, parse_iterations("build_s", benchparse.timed_loop)),
+             _WAKE),
+)
+BY_NAME: dict[str, Workload] = {w.name: w for w in WORKLOADS}
+
+
+class UnknownWorkload(KeyError):
+    """A dataset or a command line names a workload this module does not declare."""
+
+    def __str__(self) -> str:
+        return (f"unknown workload {self.args[0]!r} (declared in scxd/workloads.py: "
+                f"{', '.join(BY_NAME)})")
+
+
+def get(name: str) -> Workload:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise UnknownWorkload(name) from None
+
+
+def select(names: str | list[str] | None) -> tuple[Workload, ...]:
+    """Workloads by comma-separated or listed names, in declaration order; all when empty."""
+    if not names:
+        return WORKLOADS
+    wanted = names.split(",") if isinstance(names, str) else list(names)
+    for n in wanted:
+        get(n)
+    return tuple(w for w in WORKLOADS if w.name in wanted)

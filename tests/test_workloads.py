@@ -1,0 +1,90 @@
+"""Workloads declared once (scxd.workloads) and the raw benchmark parsers (scxd.benchparse)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from scxd import benchparse, workloads
+from scxd.workloads import CATEGORIES, WORKLOADS, Headline, UnknownWorkload, get, select
+
+PIPE = """# Running 'sched/pipe' benchmark:
+# Executed 5000 pipe operations between two processes
+
+     Total time: 0.029 [sec]
+
+       5.851200 usecs/op
+         170905 ops/sec
+"""
+STRESS_TWO = "\n".join(f"stress-ng: metrc: [1] {row}" for row in (
+    "stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s",
+    "                          (secs)    (secs)    (secs)   (real time) (usr+sys time)",
+    "hdd                9407     10.17      0.40      6.10       925.11        1447.23",
+    "cpu                1990     10.16     10.00      0.00       195.82         199.00"))
+
+
+def test_stress_ng_rows_by_stressor():
+    rows = benchparse.stress_ng(STRESS_TWO)
+    assert set(rows) == {"hdd", "cpu"}
+    assert rows["hdd"].bogo_ops == 9407 and rows["hdd"].bogo_ops_per_s == 925.11
+    assert rows["hdd"].bogo_ops_per_cpu_s == pytest.approx(9407 / 6.5)
+    assert benchparse.stress_ng("stress-ng: info: [1] no metrics\n") == {}
+
+
+def test_perf_pipe_and_messaging():
+    assert benchparse.perf_total_seconds(PIPE * 2) == [0.029, 0.029]
+    assert benchparse.perf_pipe_usecs_per_op(PIPE) == [5.8512]
+    out = get("pipe").outcome([PIPE * 3])
+    assert out["pipe_usecs_per_op_iterations"] == 3
+    assert out["pipe_usecs_per_op_mean"] == pytest.approx(5.8512)
+
+
+def test_cyclictest_summary_weights_threads_by_cycles():
+    text = ("T: 0 ( 1) P: 0 I:2000 C:    100 Min: 1 Act: 2 Avg:  10 Max: 50\n"
+            "T: 1 ( 2) P: 0 I:2000 C:    300 Min: 1 Act: 2 Avg:  30 Max: 70\n")
+    s = benchparse.cyclictest_summary(text)
+    assert s is not None and s.avg_us == 25.0 and s.max_us == 70 and s.cycles == 400
+    assert benchparse.cyclictest_summary("no summary") is None
+
+
+def test_timed_loop_runs_and_parses():
+    cmd = workloads.timed_loop("true", 1)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    times = benchparse.timed_loop(out)
+    assert times and all(0 <= t < 1 for t in times)
+
+
+def test_headline_direction_and_loss():
+    up = Headline("ops", True, "ops/s", "")
+    down = Headline("s", False, "s", "")
+    assert up.loss_pct(70.0, 100.0) == pytest.approx(30.0)
+    assert down.loss_pct(1.34, 1.0) == pytest.approx(34.0)
+    assert up.goodness(2) > up.goodness(1) and down.goodness(1) > down.goodness(2)
+    assert up.loss_pct(100.0, 100.0) == 0.0
+
+
+@pytest.mark.parametrize("wl", WORKLOADS, ids=lambda w: w.name)
+def test_every_workload_is_complete(wl):
+    assert wl.category in CATEGORIES and wl.describe
+    cmds = wl.commands(12, 7)
+    assert cmds and all(isinstance(c, list) and c for c in cmds)
+    joined = " ".join(" ".join(c) for c in cmds)
+    if "stress-ng" in joined:
+        assert "--seed 7" in joined and "--metrics-brief" in joined
+    assert "12" in joined  # it runs for the duration it is given
+    assert wl.headline.metric and wl.outcome([""]) == {}  # no output → no figures
+    assert wl.headline_value({wl.headline.metric: 3}) == 3.0
+    assert wl.headline_value({}) is None
+
+
+def test_catalogue_covers_the_categories():
+    assert {w.category for w in WORKLOADS} == set(CATEGORIES)
+    assert len(WORKLOADS) >= 10
+
+
+def test_select_and_unknown():
+    assert [w.name for w in select("mixed,cpu_batch")] == ["cpu_batch", "mixed"]
+    assert select("") == WORKLOADS
+    with pytest.raises(UnknownWorkload, match="unknown workload 'nope'"):
+        select("nope")
