@@ -57,7 +57,12 @@ OBJECTIVE_TERMS = {
 
 def window_terms(window: Window) -> dict[str, float | None]:
     """Raw terms of one window; None where the window could not measure it."""
-    m = window.metrics
+    return terms_from_metrics(window.metrics)
+
+
+def terms_from_metrics(m: Mapping[str, float]) -> dict[str, float | None]:
+    """Raw terms from a window's metrics (a journal record's ``metrics``: offline replay
+    recomputes terms with the current definitions rather than trusting recorded ones)."""
     terms: dict[str, float | None] = {}
     for term, metric in TERM_METRICS.items():
         v = m.get(metric)

@@ -14,6 +14,7 @@ from types import ModuleType
 
 #: Modules implementing ``scxd replay`` verbs, in the order ``--help`` lists them.
 VERBS: tuple[str, ...] = (
+    "scxd.replay.validate_reward",
     "scxd.replay.bench",
 )
 

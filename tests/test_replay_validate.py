@@ -1,0 +1,125 @@
+"""``scxd replay validate-reward`` on synthetic datasets whose right answer is known, and on
+the committed test-bed dataset (the issue's table must be reproduced)."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+from pathlib import Path
+
+import pytest
+
+from scxd.cli import main as scxd_main
+from scxd.journal import encode
+from scxd.replay.data import DatasetError, feature_version, load_dataset
+from scxd.replay.stats import kendall_tau_b, mean_se
+from scxd.replay.validate_reward import report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_kendall_tau_b_known_values():
+    assert kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert kendall_tau_b([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    # τ-b with a tie in x: C=2, D=0, ties_x=1 → 2 / sqrt(3·2)
+    assert kendall_tau_b([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert kendall_tau_b([1, 1], [1, 2]) == 0.0
+    assert mean_se([1.0, 3.0]) == (2.0, 1.0)
+
+
+def write_dataset(dest: Path, cells: dict[tuple[str, str], tuple[float, float]],
+                  repeats: int = 4, version: int = 1, workload: str = "hackbench") -> Path:
+    """Windows whose tasks_completed_per_s and runq p99 are given per arm, and runs whose
+    hackbench time is the given outcome."""
+    dest.mkdir(parents=True)
+    lines = [encode({"kind": "header"})]
+    runs = []
+    for (arm, _), (rate, outcome) in cells.items():
+        for rep in range(repeats):
+            for i in range(3):
+                metrics = {"tasks_completed_per_s": rate * (1 + 0.01 * i),
+                           "runq_latency_p99_s": 1e-3 / rate, "T_cpu_user_avg": 50.0,
+                           "ncpus": 2.0}
+                lines.append(encode({
+                    "kind": "window", "arm": arm, "workload": workload, "repeat": rep,
+                    "index": i, "warmup": i == 0, "metrics": metrics,
+                    "features": {"schema": "scxd-window-features", "version": version,
+                                 "values": [0.0]}}))
+            runs.append({"arm": arm, "workload": workload, "repeat": rep, "ok": True,
+                         "outcome": {"hackbench_s_mean": outcome * (1 + 0.01 * rep)}})
+    with lzma.open(dest / "windows.jsonl.xz", "wb") as fh:
+        fh.writelines(lines)
+    with lzma.open(dest / "runs.jsonl.xz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in runs)
+    (dest / "manifest.json").write_text(json.dumps({"arms": [a for a, _ in cells],
+                                                    "workloads": {workload: "x"}}))
+    return dest
+
+
+def test_an_objective_that_agrees_has_tau_one_and_no_loss(tmp_path):
+    # More tasks completed per second ↔ faster hackbench: "throughput" agrees exactly.
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5),
+                                         ("b", ""): (15.0, 0.7)})
+    rep = report(load_dataset(ds), ["throughput"], "none", "throughput")
+    s = rep["objectives"]["throughput"]
+    wl = s["workloads"]["hackbench"]
+    assert wl["tau"] == 1.0 and wl["pick"] == "a" and wl["best"] == "a"
+    assert s["mean_outcome_loss_pct"] == 0.0 and wl["separable"] is True
+    assert rep["targets"]["all_met"] is True
+
+
+def test_a_disagreeing_objective_reports_the_loss(tmp_path):
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 2.0)})
+    rep = report(load_dataset(ds), ["throughput"], "none", "throughput")
+    wl = rep["objectives"]["throughput"]["workloads"]["hackbench"]
+    assert wl["tau"] == -1.0 and wl["pick"] == "a" and wl["best"] == "fair"
+    assert wl["outcome_loss_pct"] == pytest.approx(100.0, rel=0.02)
+    assert rep["targets"]["met"]["max_outcome_loss_pct"] is False
+
+
+def test_split_repeats_judges_on_held_out_runs(tmp_path):
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)})
+    rep = report(load_dataset(ds), ["throughput"], "repeats", "throughput")
+    wl = rep["objectives"]["throughput"]["workloads"]["hackbench"]
+    assert wl["tau"] == 1.0 and wl["outcome_loss_pct"] == 0.0
+
+
+def test_unknown_workloads_are_named_not_guessed(tmp_path):
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)},
+                       workload="made_up")
+    rep = report(load_dataset(ds), ["throughput"], "none", "throughput")
+    assert rep["skipped"] == ["made_up: not declared in scxd/workloads.py"]
+
+
+def test_mixed_feature_versions_are_refused(tmp_path):
+    recs = [{"features": {"schema": "scxd-window-features", "version": v}} for v in (1, 2, 2)]
+    with pytest.raises(DatasetError, match=r"mixes feature schema versions \(v1: 1 windows, "
+                       r"v2: 2 windows\)"):
+        feature_version(recs, "journal")
+    with pytest.raises(DatasetError, match=r"no windows\.jsonl\.xz"):
+        load_dataset(tmp_path)
+
+
+def test_cli_json_shape(tmp_path, capsys):
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)})
+    assert scxd_main(["replay", "validate-reward", "--dataset", str(ds), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for name, s in out["objectives"].items():
+        assert {"mean_tau", "mean_outcome_loss_pct", "max_outcome_loss_pct"} <= set(s), name
+    assert scxd_main(["replay", "validate-reward", "--dataset", str(tmp_path / "nope")]) == 2
+    assert "no windows.jsonl.xz" in capsys.readouterr().err
+
+
+DATASET = REPO / "data" / "testbed"
+
+
+def test_committed_dataset_reproduces_the_issue_table():
+    """Issue 10's table: the objectives as first shipped, on the first dataset."""
+    rep = report(load_dataset(DATASET), ["balanced", "latency", "throughput"], "none",
+                 "balanced")
+    got = {o: (round(s["mean_tau"], 2), round(s["mean_outcome_loss_pct"], 1))
+           for o, s in rep["objectives"].items()}
+    assert got == {"balanced": (-0.07, 13.8), "latency": (-0.0, 18.9),
+                   "throughput": (0.32, 383.7)}
