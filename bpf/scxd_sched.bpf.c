@@ -1,17 +1,23 @@
 /* scxd_sched.bpf.c — scheduling telemetry for scxd, aggregated in the kernel (bcc).
  *
  * What is measured (all times in nanoseconds of bpf_ktime_get_ns, CLOCK_MONOTONIC):
- *   - runqueue latency: from the moment a task becomes runnable — sched_wakeup,
- *     sched_wakeup_new, or sched_switch away from it while it is still runnable (preempted
- *     or yielding) — until sched_switch puts it on a CPU.  Log2 histogram + count + sum.
+ *   - runqueue latency, split by why the task was waiting (one log2 histogram + sum each):
+ *       wakeup latency   — it slept and was woken (sched_wakeup) → sched_switch puts it on
+ *                          a CPU: what an interactive or periodic task feels;
+ *       preemption wait  — it was switched out while still runnable (preempted or
+ *                          yielding) → back on a CPU: the time-sharing of CPU hogs,
+ *                          expected under load and mostly harmless;
+ *       new-task wait    — sched_wakeup_new → first switch in (the response time below).
+ *     Their sum is the classic runqueue latency (bcc runqlat), which mixes the two kinds.
  *   - response time of a new task: sched_wakeup_new → its first sched_switch in.
  *   - turnaround time of a task born while we watch: sched_wakeup_new → sched_process_exit.
- *   - per task, cumulative on-CPU and runqueue-wait time (table `tasks`); user space diffs
- *     it once per window for the fairness figure (CV of CPU time among tasks that waited).
+ *   - per task, cumulative on-CPU and runqueue-wait time, and the wakeup part of that wait
+ *     with its count (table `tasks`); user space diffs it once per window for the fairness
+ *     figure (CV of CPU time among tasks that waited).
  *   - context switches, split like the kernel's nvcsw/nivcsw: voluntary (prev went to
  *     sleep) and involuntary (prev still runnable: preempted or yielding), all threads.
  *   - per exited task, one ring-buffer record: pid, tgid, comm, birth, first run, exit,
- *     on-CPU and wait totals.  Exits are rare next to switches, so this stays cheap.
+ *     on-CPU and wait totals (and the wakeup part of the wait, with its count).  Exits are rare next to switches, so this stays cheap.
  *
  * Probes: tracepoints sched:sched_wakeup, sched:sched_wakeup_new, sched:sched_switch,
  * sched:sched_process_exit, read through TRACEPOINT_PROBE, i.e. from the fields the running
@@ -53,15 +59,20 @@
 #endif
 
 #define BORN_SEEN 1
+#define READY_PREEMPTED 2   /* ready_ts was stamped by a preemption, not a wakeup */
 
 struct task_acct {
     u32 pid;            /* tag: which task owns this slot; 0 = empty */
     u32 flags;
-    u64 ready_ts;       /* when it last became runnable; 0 while it runs or sleeps */
+    u64 ready_ts;       /* when it last became runnable; 0 while it runs or sleeps (a
+                         * wakeup that races the task's own switch-out may leave a stamp
+                         * while it runs: every switch-out overwrites or clears it) */
     u64 born_ts;        /* sched_wakeup_new time, 0 when born before we loaded */
     u64 first_run_ts;   /* first switch-in after birth, 0 until then */
     u64 oncpu_ns;       /* cumulative time on a CPU since we first saw it */
     u64 wait_ns;        /* cumulative runqueue wait since we first saw it */
+    u64 wake_wait_ns;   /* the part of wait_ns spent waiting after wakeups */
+    u64 wakes;          /* wakeup waits counted in wake_wait_ns */
 };
 
 struct cpu_cur {
@@ -79,6 +90,8 @@ struct exit_event {
     u64 wait_ns;
     u64 flags;
     char comm[16];
+    u64 wake_wait_ns;
+    u64 wakes;
 };
 
 BPF_F_TABLE("array", u32, struct task_acct, tasks, MAX_TASKS, BPF_F_MMAPABLE);
@@ -142,14 +155,18 @@ static __always_inline struct task_acct *claim(u32 pid)
     t->first_run_ts = 0;
     t->oncpu_ns = 0;
     t->wait_ns = 0;
+    t->wake_wait_ns = 0;
+    t->wakes = 0;
     return t;
 }
 
-static __always_inline void mark_ready(u32 pid, u64 now)
+static __always_inline void mark_woken(u32 pid, u64 now)
 {
     struct task_acct *t = claim(pid);
-    if (t && !t->ready_ts)
+    if (t && !t->ready_ts) {
         t->ready_ts = now;
+        t->flags &= ~READY_PREEMPTED;
+    }
 }
 
 TRACEPOINT_PROBE(sched, sched_wakeup)
@@ -157,7 +174,7 @@ TRACEPOINT_PROBE(sched, sched_wakeup)
     u32 pid = args->pid;
     if (pid == 0)
         return 0;
-    mark_ready(pid, bpf_ktime_get_ns());
+    mark_woken(pid, bpf_ktime_get_ns());
     add(C_WAKEUPS, 1);
     return 0;
 }
@@ -171,12 +188,14 @@ TRACEPOINT_PROBE(sched, sched_wakeup_new)
     if (t) {
         /* A recycled pid may find its own stale entry: a new task starts fresh. */
         u64 now = bpf_ktime_get_ns();
-        t->flags = BORN_SEEN;
+        t->flags = BORN_SEEN;   /* and not READY_PREEMPTED */
         t->ready_ts = now;
         t->born_ts = now;
         t->first_run_ts = 0;
         t->oncpu_ns = 0;
         t->wait_ns = 0;
+        t->wake_wait_ns = 0;
+        t->wakes = 0;
     }
     add(C_NEW_TASKS, 1);
     return 0;
@@ -200,8 +219,12 @@ TRACEPOINT_PROBE(sched, sched_switch)
         struct task_acct *p = runnable ? claim(prev) : find(prev);
         if (p) {
             p->oncpu_ns += ran;
-            if (runnable)
+            if (runnable) {
                 p->ready_ts = now;
+                p->flags |= READY_PREEMPTED;
+            } else {
+                p->ready_ts = 0;
+            }
         }
         add(runnable ? C_PREEMPTIONS : C_VOLUNTARY, 1);
     }
@@ -212,10 +235,17 @@ TRACEPOINT_PROBE(sched, sched_switch)
             u64 waited = now - n->ready_ts;
             n->ready_ts = 0;
             n->wait_ns += waited;
-            observe(H_RQ_BASE, C_RQ_SUM_NS, waited);
-            if ((n->flags & BORN_SEEN) && !n->first_run_ts) {
+            /* One histogram per wait, by its cause; a new task's first wait is its
+             * response time (ready_ts == born_ts then). */
+            if (n->flags & READY_PREEMPTED) {
+                observe(H_PREEMPT_BASE, C_PREEMPT_SUM_NS, waited);
+            } else if ((n->flags & BORN_SEEN) && !n->first_run_ts) {
                 n->first_run_ts = now;
                 observe(H_RESP_BASE, C_RESP_SUM_NS, now - n->born_ts);
+            } else {
+                n->wake_wait_ns += waited;
+                n->wakes += 1;
+                observe(H_WAKE_BASE, C_WAKE_SUM_NS, waited);
             }
         }
     }
@@ -255,6 +285,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         e->oncpu_ns = (t ? t->oncpu_ns : 0) + running;
         e->wait_ns = t ? t->wait_ns : 0;
         e->flags = t ? t->flags : 0;
+        e->wake_wait_ns = t ? t->wake_wait_ns : 0;
+        e->wakes = t ? t->wakes : 0;
         bpf_probe_read_kernel(&e->comm, sizeof(e->comm), args->comm);
         exits.ringbuf_submit(e, 0);
     } else {

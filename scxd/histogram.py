@@ -50,7 +50,9 @@ class WindowHistogram(StrEnum):
     :class:`~scxd.types.Window` (and the key under ``hists`` in a journal record).
     """
 
-    RUNQUEUE_LATENCY = "rq_hist"   # runnable → on CPU
+    RUNQUEUE_LATENCY = "rq_hist"   # runnable → on CPU, every cause: the sum of the next
+    WAKEUP_LATENCY = "wake_hist"   # woken from sleep → on CPU        two and of new tasks'
+    PREEMPTION_WAIT = "preempt_hist"  # preempted while runnable → on CPU      first waits
     RESPONSE = "resp_hist"         # task creation → first run
     TURNAROUND = "turn_hist"       # task creation → exit (tasks born while observed)
 

@@ -88,6 +88,8 @@ class MetricName(StrEnum):
     REWARD = "scxd_reward"
     COST_RATIO = "scxd_cost_ratio"
     RUNQUEUE_LATENCY = "scxd_runqueue_latency_seconds"
+    WAKEUP_LATENCY = "scxd_wakeup_latency_seconds"
+    PREEMPTION_WAIT = "scxd_preemption_wait_seconds"
     RESPONSE_TIME = "scxd_response_time_seconds"
     TURNAROUND_TIME = "scxd_turnaround_time_seconds"
     TURNAROUND_AVG = "scxd_turnaround_avg_seconds"
@@ -102,7 +104,12 @@ class MetricName(StrEnum):
 
 #: The BPF distributions, as exported: histogram → (family, help).
 HISTOGRAM_FAMILIES: dict[WindowHistogram, tuple[MetricName, str]] = {
-    WindowHistogram.RUNQUEUE_LATENCY: (MetricName.RUNQUEUE_LATENCY, "runnable → on CPU (BPF)"),
+    WindowHistogram.RUNQUEUE_LATENCY: (MetricName.RUNQUEUE_LATENCY,
+                                       "runnable → on CPU, every cause (BPF)"),
+    WindowHistogram.WAKEUP_LATENCY: (MetricName.WAKEUP_LATENCY,
+                                     "woken from sleep → on CPU (BPF)"),
+    WindowHistogram.PREEMPTION_WAIT: (MetricName.PREEMPTION_WAIT,
+                                      "preempted while runnable → back on CPU (BPF)"),
     WindowHistogram.RESPONSE: (MetricName.RESPONSE_TIME, "task creation → first run (BPF)"),
     WindowHistogram.TURNAROUND: (MetricName.TURNAROUND_TIME, "task creation → exit, tasks "
                                  "born while observed (BPF)"),

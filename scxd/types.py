@@ -86,6 +86,8 @@ class TaskExit:
     exit_ns: int
     oncpu_ns: int
     wait_ns: int
+    wake_wait_ns: int = 0          # the part of wait_ns spent waiting after wakeups
+    wakes: int = 0                 # how many wakeup waits that was
 
     @property
     def turnaround_ns(self) -> int | None:
@@ -108,6 +110,11 @@ class SchedSample:
     rq_hist: Log2Histogram | None  # None in schedstat mode (no distribution available)
     resp_hist: Log2Histogram | None
     turn_hist: Log2Histogram | None
+    # The runqueue waits split by cause (BPF only): rq = wake + preempt + new tasks' first
+    # waits (= resp).  Wakeup latency is what sleeping tasks feel; preemption wait is the
+    # time-sharing of runnable tasks.
+    wake_hist: Log2Histogram | None = None
+    preempt_hist: Log2Histogram | None = None
     switches: int = 0
     wakeups: int = 0
     new_tasks: int = 0
@@ -150,6 +157,8 @@ class Window:
     rq_hist: Log2Histogram | None = None
     resp_hist: Log2Histogram | None = None
     turn_hist: Log2Histogram | None = None
+    wake_hist: Log2Histogram | None = None
+    preempt_hist: Log2Histogram | None = None
     sched_source: str = "none"
     extras: dict[str, object] = field(default_factory=dict)
 

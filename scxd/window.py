@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
-from scxd.histogram import Log2Histogram
+from scxd.histogram import Log2Histogram, WindowHistogram
 from scxd.types import Sample, SchedSample, SystemSample, Window
 
 NS = 1e-9
@@ -49,13 +49,15 @@ SYSTEM_COUNTERS = {
 }
 SCHED_COUNTERS = ("switches", "voluntary", "preemptions", "wakeups", "new_tasks", "exits",
                   "lost_events")
+#: Histograms a window carries: short name → Window attribute (scxd.histogram's vocabulary).
+HISTOGRAMS = {h.value.removesuffix("_hist"): h.value for h in WindowHistogram}
 #: What the degraded schedstat source can count (switch-ins, vanished threads).
 SCHEDSTAT_COUNTERS = ("switches", "exits")
 #: Metrics whose change against the previous window is reported as <name>_pct_change.
 PCT_CHANGE_OF = (
-    "T_cpu_busy_avg", "T_procs_running_avg", "T_load1_avg", "ctx_switches_total_delta",
-    "forks_total_delta", "runq_latency_mean_s", "runq_latency_p99_s", "turnaround_avg_s",
-    "response_avg_s", "tasks_completed", "fairness_cv",
+    "T_cpu_busy_avg", "T_procs_running_avg", "T_load1_avg", "ctx_switches_per_s_per_core",
+    "forks_per_s", "runq_latency_mean_s", "runq_latency_p99_s", "wakeup_latency_p99_s",
+    "turnaround_avg_s", "response_avg_s", "tasks_completed_per_s", "fairness_cv",
 )
 PCT_CHANGE_CLIP = 1000.0
 LATE_FACTOR = 1.5
@@ -114,6 +116,10 @@ def system_metrics(systems: Sequence[SystemSample]) -> dict[str, float]:
     out["load1_per_core"] = out["T_load1_avg"] / ncpus
     out["disk_bytes_per_s"] = (out["disk_read_bytes_total_delta"]
                                + out["disk_write_bytes_total_delta"]) / seconds
+    out["swap_out_bytes_per_s"] = out["swap_out_bytes_total_delta"] / seconds
+    for stem in ("voluntary_switches", "involuntary_switches"):
+        if f"{stem}_total_delta" in out:
+            out[f"{stem}_per_s_per_core"] = out[f"{stem}_total_delta"] / seconds / ncpus
     return out
 
 
@@ -126,14 +132,26 @@ def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
     out["runq_latency_sum_s"] = rq_sum * NS
     out["runq_latency_mean_s"] = rq_sum / rq_count * NS if rq_count else 0.0
     out["runq_wait_per_s_per_core"] = rq_sum * NS / max(seconds, 1e-9) / max(ncpus, 1)
+    per_s, per_s_core = 1 / max(seconds, 1e-9), 1 / max(seconds, 1e-9) / max(ncpus, 1)
     hists: dict[str, Log2Histogram] = {}
-    for name, attr in (("rq", "rq_hist"), ("resp", "resp_hist"), ("turn", "turn_hist")):
+    for name, attr in HISTOGRAMS.items():
         h = _sum_hists(getattr(s, attr) for s in scheds)
         if h is not None:
             hists[name] = h
     if "rq" in hists:
         for q in (50, 95, 99):
             out[f"runq_latency_p{q}_s"] = hists["rq"].quantile_ns(q / 100) * NS
+    # The runqueue wait split by cause: what sleepers feel, and CPU hogs' time-sharing.
+    for name, stem, count in (("wake", "wakeup_latency", "wakeup_waits"),
+                              ("preempt", "preempt_wait", "preempt_waits")):
+        if name in hists:
+            h = hists[name]
+            out[f"{stem}_mean_s"] = h.mean_ns * NS
+            for q in (50, 95, 99):
+                out[f"{stem}_p{q}_s"] = h.quantile_ns(q / 100) * NS
+            out[f"{count}_total_delta"] = float(h.count)
+            out[f"{count}_per_s_per_core"] = h.count * per_s_core
+            out[f"{stem}_per_s_per_core"] = h.sum_ns * NS * per_s_core
     if "resp" in hists:
         out["response_avg_s"] = hists["resp"].mean_ns * NS
         out["response_p99_s"] = hists["resp"].quantile_ns(0.99) * NS
@@ -146,10 +164,13 @@ def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
     for attr in SCHED_COUNTERS if bpf else SCHEDSTAT_COUNTERS:
         out[f"{attr}_total_delta"] = float(sum(getattr(s, attr) for s in scheds))
     out["tasks_completed"] = out["exits_total_delta"]
-    out["tasks_completed_per_s"] = out["exits_total_delta"] / max(seconds, 1e-9)
+    out["tasks_completed_per_s"] = out["exits_total_delta"] * per_s
+    out["switches_per_s_per_core"] = out["switches_total_delta"] * per_s_core
     if bpf:
-        out["preemptions_per_s_per_core"] = (out["preemptions_total_delta"]
-                                             / max(seconds, 1e-9) / max(ncpus, 1))
+        out["preemptions_per_s_per_core"] = out["preemptions_total_delta"] * per_s_core
+        out["voluntary_per_s_per_core"] = out["voluntary_total_delta"] * per_s_core
+        out["wakeups_per_s_per_core"] = out["wakeups_total_delta"] * per_s_core
+        out["new_tasks_per_s"] = out["new_tasks_total_delta"] * per_s
     out["fairness_cv"] = coefficient_of_variation([float(x) for x in shares])
     out["fairness_tasks"] = float(len(shares))
     run_time = sum(s.bpf_run_time_ns for s in scheds)
@@ -250,17 +271,17 @@ class Windower:
         return Window(
             start_wall=start_wall, end_wall=end.wall, start_mono=start_mono,
             end_mono=end.mono, n_samples=len(samples), metrics=metrics,
-            quality=tuple(quality), rq_hist=hists.get("rq"), resp_hist=hists.get("resp"),
-            turn_hist=hists.get("turn"), sched_source=source, extras=extras,
+            quality=tuple(quality), sched_source=source, extras=extras,
+            **{attr: hists.get(name) for name, attr in HISTOGRAMS.items()},
         )
 
 
 def window_to_dict(window: Window) -> dict:
     """JSON-ready form (``scxd observe --json``, the journal)."""
     out = {f.name: getattr(window, f.name) for f in fields(window)
-           if f.name not in ("rq_hist", "resp_hist", "turn_hist")}
+           if f.name not in HISTOGRAMS.values()}
     out["quality"] = list(window.quality)
-    for name in ("rq_hist", "resp_hist", "turn_hist"):
+    for name in HISTOGRAMS.values():
         h = getattr(window, name)
         out[name] = None if h is None else {"counts": list(h.counts), "sum_ns": h.sum_ns}
     return out
@@ -269,7 +290,7 @@ def window_to_dict(window: Window) -> dict:
 def window_from_dict(data: dict) -> Window:
     """Inverse of :func:`window_to_dict` (journal reader, offline replay)."""
     kw = dict(data)
-    for name in ("rq_hist", "resp_hist", "turn_hist"):
+    for name in HISTOGRAMS.values():
         h = kw.get(name)
         kw[name] = None if h is None else Log2Histogram(tuple(h["counts"]), h["sum_ns"])
     kw["quality"] = tuple(kw.get("quality", ()))

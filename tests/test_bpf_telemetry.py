@@ -85,6 +85,60 @@ def test_runqueue_wait_of_pinned_hogs_matches_schedstat(bpf_source):
     assert (oncpu + bpf_wait) / 1e9 == pytest.approx(n * seconds, rel=0.1)
 
 
+def test_hogs_wait_by_preemption_only(bpf_source):
+    """CPU hogs never sleep: all their runqueue wait is preemption wait, none of it is
+    wakeup latency — the split the reward relies on."""
+    hogs = spawn_hogs(3, last_cpu())
+    try:
+        time.sleep(0.5)
+        bpf_source.read()
+        t0 = bpf_source.task_times()
+        time.sleep(1.0)
+        t1 = bpf_source.task_times()
+        s = bpf_source.read()
+    finally:
+        stop(hogs)
+    for p in hogs:
+        a, b = t0[p.pid], t1[p.pid]
+        assert b.wait_ns - a.wait_ns > 0.5e9  # ≈ 2/3 of the second
+        assert b.wake_wait_ns == a.wake_wait_ns and b.wakes == a.wakes
+    waited = sum(t1[p.pid].wait_ns - t0[p.pid].wait_ns for p in hogs)
+    assert s.preempt_hist.sum_ns >= 0.95 * waited  # the hogs' waits are in that histogram
+    # rq is the sum of the three causes, exactly.
+    assert s.rq_hist == s.wake_hist + s.preempt_hist + s.resp_hist
+    assert s.rq_count == s.rq_hist.count
+
+
+def test_wakeup_latency_agrees_with_cyclictest(bpf_source):
+    """A periodic waker beside two hogs on one CPU: the wakeup latency BPF attributes to
+    cyclictest's measuring thread agrees with the latency cyclictest itself measures (timer
+    expiry → running; cyclictest adds the return to user space, a few µs)."""
+    cpu = last_cpu()
+    hogs = spawn_hogs(2, cpu)
+    try:
+        time.sleep(0.3)
+        bpf_source.read()
+        cyc = subprocess.run(["cyclictest", "-t", "1", "-a", str(cpu), "-i", "2000", "-l",
+                              "600", "-q"], capture_output=True, text=True, timeout=60)
+        time.sleep(0.1)
+        s = bpf_source.read()
+    finally:
+        stop(hogs)
+    from scxd.benchparse import cyclictest_summary
+
+    summary = cyclictest_summary(cyc.stdout)
+    assert summary is not None and summary.cycles == 600, cyc.stdout
+    # The measuring thread is the cyclictest thread that woke ≈ once per cycle.
+    threads = [e for e in s.task_exits if e.comm.startswith("cyclictest") and e.wakes >= 500]
+    assert len(threads) == 1, [(e.comm, e.wakes) for e in s.task_exits]
+    t = threads[0]
+    bpf_us = t.wake_wait_ns / t.wakes / 1e3
+    assert t.wakes == pytest.approx(600, abs=10)
+    assert bpf_us == pytest.approx(summary.avg_us, rel=0.25, abs=30), (bpf_us, summary)
+    assert bpf_us > 20  # it really waited behind the hogs (not an idle CPU)
+    assert s.wake_hist.count >= t.wakes
+
+
 def test_fairness_of_equal_hogs_is_low(bpf_source):
     """Two CPU-bound processes pinned to one CPU get equal shares: the CV of *their* CPU
     times (what the fairness figure is made of) is low, and both appear among the shares

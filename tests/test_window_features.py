@@ -33,10 +33,13 @@ def system(**kw) -> SystemSample:
     return SystemSample(**base)
 
 
-def sched(waits=(1000, 3000), exits=()) -> SchedSample:
-    h = Log2Histogram.from_values(list(waits))
+def sched(waits=(1000, 3000), exits=(), preempt_waits=(8000,)) -> SchedSample:
+    wake = Log2Histogram.from_values(list(waits))
+    preempt = Log2Histogram.from_values(list(preempt_waits))
+    resp = Log2Histogram.from_values([2000])
+    h = wake + preempt + resp
     return SchedSample(source="bpf", rq_count=h.count, rq_sum_ns=h.sum_ns, rq_hist=h,
-                       resp_hist=Log2Histogram.from_values([2000]),
+                       wake_hist=wake, preempt_hist=preempt, resp_hist=resp,
                        turn_hist=Log2Histogram.from_values([10**9]), switches=10, wakeups=5,
                        new_tasks=1, preemptions=2, exits=len(exits), task_exits=tuple(exits),
                        bpf_run_time_ns=3000, bpf_run_cnt=10)
@@ -62,15 +65,21 @@ def test_window_aggregates():
     assert m["ctx_switches_total_delta"] == 5000
     assert m["ctx_switches_per_s_per_core"] == pytest.approx(500)
     assert m["runq_per_core"] == pytest.approx(1.5)
-    assert m["runq_waits_total_delta"] == 10
-    assert m["runq_latency_mean_s"] == pytest.approx(2e-6)
-    assert 1e-6 <= m["runq_latency_p99_s"] <= 4.095e-6
+    assert m["runq_waits_total_delta"] == 20  # 2 wakeups + 1 preemption + 1 new task, × 5
+    assert m["runq_latency_mean_s"] == pytest.approx(14000 / 4 * 1e-9)
+    assert 4.096e-6 <= m["runq_latency_p99_s"] <= 16.383e-6
+    # The split: wakeups (1 and 3 µs) and the preemption wait (8 µs) apart.
+    assert m["wakeup_latency_mean_s"] == pytest.approx(2e-6)
+    assert 2.048e-6 <= m["wakeup_latency_p99_s"] <= 4.095e-6
+    assert m["preempt_wait_mean_s"] == pytest.approx(8e-6)
+    assert m["wakeup_waits_per_s_per_core"] == pytest.approx(10 / 5 / 2)
+    assert m["preempt_wait_per_s_per_core"] == pytest.approx(5 * 8e-6 / 5 / 2)
     assert m["turnaround_avg_s"] == pytest.approx(1.0)
     assert m["response_avg_s"] == pytest.approx(2e-6)
     assert m["fairness_cv"] == 0.0 and m["fairness_tasks"] == 2
     assert m["collector_bpf_ns_per_event"] == pytest.approx(300)
     assert w.quality == ("no_previous_window",)
-    assert w.rq_hist.count == 10
+    assert w.rq_hist.count == 20 and w.wake_hist.count == 10 and w.preempt_hist.count == 5
 
 
 def test_pct_change_against_previous_window():
@@ -78,7 +87,7 @@ def test_pct_change_against_previous_window():
     close(win, samples(5))
     busier = system(ctx_switches=2000)
     w2 = close(win, samples(5, t0=5, system=busier))
-    assert w2.metrics["ctx_switches_total_delta_pct_change"] == pytest.approx(100.0)
+    assert w2.metrics["ctx_switches_per_s_per_core_pct_change"] == pytest.approx(100.0)
     assert "no_previous_window" not in w2.quality
 
 
@@ -105,7 +114,8 @@ def test_degraded_and_failed_sources_are_flagged():
     assert w.metrics["runq_latency_mean_s"] == pytest.approx(1e-7)
     assert w.extras["errors"] == ["system: OSError: boom"]
     fv = featurize(w)
-    assert "rq_lat_p99" in fv.missing and "turnaround_avg" in fv.missing
+    assert "wake_lat_p99" in fv.missing and "turnaround_avg" in fv.missing
+    assert "rq_wait_rate" not in fv.missing  # the one latency figure schedstat has
 
 
 def test_late_samples_flagged():
@@ -133,18 +143,19 @@ def test_features_are_finite_named_and_versioned():
     assert fv.version == SCHEMA_VERSION and len(fv.values) == len(FEATURE_NAMES)
     assert fv.values.dtype == np.float32 and np.all(np.isfinite(fv.values))
     assert fv.as_dict()["cpu_user"] == pytest.approx(0.30)
-    assert fv.as_dict()["rq_lat_mean"] == pytest.approx(math.log1p(2.0))
+    assert fv.as_dict()["wake_lat_mean"] == pytest.approx(math.log1p(2.0))
+    assert fv.as_dict()["preempt_wait_mean"] == pytest.approx(math.log1p(8.0))
     assert not fv.missing
 
 
 def test_features_survive_hostile_metrics():
     w = close(Windower(1.0), samples(5))
     hostile = replace(w, metrics={k: v for k, v in w.metrics.items()} | {
-        "T_cpu_user_avg": float("nan"), "runq_latency_p99_s": float("inf"),
+        "T_cpu_user_avg": float("nan"), "wakeup_latency_p99_s": float("inf"),
         "forks_per_s": -5.0, "T_cpu_busy_pct_change": 1e12})
     fv = featurize(hostile)
     assert np.all(np.isfinite(fv.values))
-    assert "cpu_user" in fv.missing and "rq_lat_p99" in fv.missing
+    assert "cpu_user" in fv.missing and "wake_lat_p99" in fv.missing
     assert fv.as_dict()["fork_rate"] == 0.0 and fv.as_dict()["busy_change"] == 1.0
 
 
@@ -153,3 +164,19 @@ def test_every_feature_has_a_known_transform_and_doc(spec):
     assert spec.transform in TRANSFORMS and spec.doc and spec.unit
     for raw in (0.0, 1.0, 1e9, -1.0):
         assert math.isfinite(TRANSFORMS[spec.transform](raw))
+
+
+def test_features_do_not_depend_on_the_window_length():
+    """The same activity seen through 2 s and 5 s windows gives the same feature vector
+    (schema v2: rates, means and quantiles only; the change features compare a window with
+    the previous one and are 0 on a first window either way)."""
+    short = featurize(close(Windower(1.0), samples(2)))
+    long = featurize(close(Windower(1.0), samples(5)))
+    assert short.missing == long.missing == ()
+    for name, a, b in zip(FEATURE_NAMES, short.values, long.values, strict=True):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-6), name
+
+
+def test_no_feature_reads_a_per_window_total():
+    for spec in FEATURES:
+        assert "total_delta" not in spec.metric and not spec.metric.endswith("_sum_s"), spec

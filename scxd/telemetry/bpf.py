@@ -21,6 +21,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,11 +30,14 @@ from scxd.hostfs import HostFS
 from scxd.types import SchedSample, TaskExit
 
 PROGRAM = "scxd_sched.bpf.c"
-#: Histograms in the stats array, in order; each has HIST_SLOTS slots.
-HISTOGRAMS = ("RQ", "RESP", "TURN")
+#: Histograms in the stats array, in order; each has HIST_SLOTS slots.  Runqueue waits are
+#: split by cause: WAKE (woken from sleep), PREEMPT (runnable again after a preemption or
+#: yield), and a new task's first wait, which is its response time (RESP).
+HISTOGRAMS = ("WAKE", "PREEMPT", "RESP", "TURN")
 #: Counters after the histograms, in order.
-COUNTERS = ("SWITCHES", "VOLUNTARY", "PREEMPTIONS", "WAKEUPS", "NEW_TASKS", "RQ_SUM_NS",
-            "RESP_SUM_NS", "TURN_SUM_NS", "EXITS", "EXIT_DROPS", "TABLE_EVICTIONS")
+COUNTERS = ("SWITCHES", "VOLUNTARY", "PREEMPTIONS", "WAKEUPS", "NEW_TASKS", "WAKE_SUM_NS",
+            "PREEMPT_SUM_NS", "RESP_SUM_NS", "TURN_SUM_NS", "EXITS", "EXIT_DROPS",
+            "TABLE_EVICTIONS")
 COUNTER_BASE = len(HISTOGRAMS) * HIST_SLOTS
 STATS_SLOTS = COUNTER_BASE + len(COUNTERS)
 #: Bits of the reported prev_state that mean "went to sleep" (S D T t X Z P I); a preempted
@@ -41,9 +45,10 @@ STATS_SLOTS = COUNTER_BASE + len(COUNTERS)
 SLEEP_STATE_MASK = 0xFF
 #: struct task_acct in the C program (the mmapped per-task table).
 TASK_ACCT = np.dtype([("pid", "<u4"), ("flags", "<u4"), ("ready_ts", "<u8"), ("born_ts", "<u8"),
-                      ("first_run_ts", "<u8"), ("oncpu_ns", "<u8"), ("wait_ns", "<u8")])
+                      ("first_run_ts", "<u8"), ("oncpu_ns", "<u8"), ("wait_ns", "<u8"),
+                      ("wake_wait_ns", "<u8"), ("wakes", "<u8")])
 #: struct exit_event in the C program.
-EXIT_EVENT = struct.Struct("<IIQQQQQQ16s")
+EXIT_EVENT = struct.Struct("<IIQQQQQQ16sQQ")
 #: Tracepoint fields the program reads (TRACEPOINT_PROBE args), checked in tracefs first.
 TRACEPOINT_FIELDS = {
     "sched_wakeup": ("pid",), "sched_wakeup_new": ("pid",),
@@ -75,10 +80,20 @@ def cflags(max_tasks: int, ringbuf_pages: int) -> list[str]:
 
 
 def parse_exit_event(raw: bytes) -> TaskExit:
-    pid, tgid, born, first, exit_ts, oncpu, wait, _flags, comm = EXIT_EVENT.unpack_from(raw)
+    (pid, tgid, born, first, exit_ts, oncpu, wait, _flags, comm, wake_wait,
+     wakes) = EXIT_EVENT.unpack_from(raw)
     return TaskExit(pid=pid, tgid=tgid, comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
                     born_ns=born, first_run_ns=first, exit_ns=exit_ts, oncpu_ns=oncpu,
-                    wait_ns=wait)
+                    wait_ns=wait, wake_wait_ns=wake_wait, wakes=wakes)
+
+
+class TaskTimes(NamedTuple):
+    """One task's cumulative times (ns) since the collector first saw it."""
+
+    oncpu_ns: int
+    wait_ns: int                  # runqueue wait of every kind
+    wake_wait_ns: int             # the part after wakeups (the rest: preemptions, 1st run)
+    wakes: int                    # wakeup waits in wake_wait_ns
 
 
 @dataclass(frozen=True)
@@ -271,8 +286,10 @@ class BpfSchedSource:
         now = self._read_stats()
         cost = self._read_cost()
         delta = counters_delta(now, self._prev)
-        rq = now.hist("RQ") - self._prev.hist("RQ")
+        wake = now.hist("WAKE") - self._prev.hist("WAKE")
+        preempt = now.hist("PREEMPT") - self._prev.hist("PREEMPT")
         resp = now.hist("RESP") - self._prev.hist("RESP")
+        rq = wake + preempt + resp  # every runqueue wait, whatever its cause
         turn = now.hist("TURN") - self._prev.hist("TURN")
         exits, self._exits = tuple(self._exits), []
         sample = SchedSample(
@@ -280,6 +297,8 @@ class BpfSchedSource:
             rq_count=rq.count,
             rq_sum_ns=rq.sum_ns,
             rq_hist=rq,
+            wake_hist=wake,
+            preempt_hist=preempt,
             resp_hist=resp,
             turn_hist=turn,
             switches=delta["SWITCHES"],
@@ -302,12 +321,14 @@ class BpfSchedSource:
             raise RuntimeError("BPF source is not loaded")
         return self._task_view[["pid", "oncpu_ns", "wait_ns"]].copy()
 
-    def task_times(self) -> dict[int, tuple[int, int]]:
-        """Cumulative (on-CPU ns, runqueue-wait ns) per task the table holds now."""
-        snap = self._task_snapshot()
+    def task_times(self) -> dict[int, TaskTimes]:
+        """Cumulative times per task the table holds now."""
+        snap = self._task_view[["pid", "oncpu_ns", "wait_ns", "wake_wait_ns", "wakes"]].copy() \
+            if self._task_view is not None else None
+        if snap is None:
+            raise RuntimeError("BPF source is not loaded")
         live = snap[snap["pid"] != 0]
-        return {int(p): (int(c), int(w))
-                for p, c, w in zip(live["pid"], live["oncpu_ns"], live["wait_ns"], strict=True)}
+        return {int(row[0]): TaskTimes(*(int(x) for x in row[1:])) for row in live.tolist()}
 
     def window_task_cpu(self, exited: tuple[TaskExit, ...]) -> tuple[int, ...]:
         """CPU time each task received since the previous call, for tasks that waited in a
@@ -317,8 +338,13 @@ class BpfSchedSource:
         prev = self._task_prev
         if prev is None:
             prev = np.zeros_like(now)
-        same = (now["pid"] == prev["pid"]) & (now["pid"] != 0)
-        fresh = (now["pid"] != prev["pid"]) & (now["pid"] != 0)
+        # A slot holds the same task when the pid matches and its totals did not go back
+        # (a recycled pid — the old task exited, a new one got its number — starts at 0:
+        # an unsigned difference would wrap to ~1.8e19 ns).
+        live = now["pid"] != 0
+        same = (live & (now["pid"] == prev["pid"]) & (now["oncpu_ns"] >= prev["oncpu_ns"])
+                & (now["wait_ns"] >= prev["wait_ns"]))
+        fresh = live & ~same
         d_cpu = np.where(same, now["oncpu_ns"] - prev["oncpu_ns"], now["oncpu_ns"])
         d_wait = np.where(same, now["wait_ns"] - prev["wait_ns"], now["wait_ns"])
         competed = (same | fresh) & (d_wait > 0)
