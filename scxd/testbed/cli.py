@@ -4,8 +4,9 @@
     scxd-testbed status             where the test bed is, whether it is built
     scxd-testbed kernel             fast mode: busybox guest, kernel-level scenarios
     scxd-testbed scenarios [--only a,b]   full mode: scxd's actuator and daemon in the guest
-    scxd-testbed record [--repeats 5] [--out DIR] [--dataset data/testbed]
+    scxd-testbed record [--repeats 3] [--out DIR] [--dataset data/testbed]
                                     workloads × arms × repeats, packaged as a dataset
+                                    (resumable: run it again with the same --out)
     scxd-testbed systemd [--out DIR]   Debian 12 + systemd as PID 1: the unit, for real
 """
 
@@ -54,12 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     p_sc.add_argument("--only", default="")
     p_sc.add_argument("--out", type=Path, default=Path("/tmp/scxd-testbed-scenarios"))
     p_rec = sub.add_parser("record", help="record workloads × arms × repeats")
-    p_rec.add_argument("--repeats", type=int, default=5)
+    p_rec.add_argument("--repeats", type=int, default=3)
     p_rec.add_argument("--out", type=Path, default=Path("/var/tmp/scxd-testbed-record"),
                        help="raw recording (resumable)")
     p_rec.add_argument("--dataset", type=Path, default=REPO / "data" / "testbed",
                        help="where the packaged dataset goes")
     p_rec.add_argument("--timeout", type=float, default=4 * 3600)
+    p_rec.add_argument("--windows", type=int, default=3, help="scored windows per cell")
+    p_rec.add_argument("--draws", type=int, default=8,
+                       help="parameter draws added to the named presets")
+    p_rec.add_argument("--only-workloads", default="", help="comma-separated workloads")
+    p_rec.add_argument("--only-arms", default="", help="comma-separated arm labels")
     p_sd = sub.add_parser("systemd", help="boot Debian 12 with systemd; check scxd's unit")
     p_sd.add_argument("--out", type=Path, default=Path("/tmp/scxd-testbed-systemd"))
     args = parser.parse_args(argv)
@@ -101,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             from scxd.testbed.dataset import package
 
             cmd = [sys.executable, "-m", "scxd.testbed.record", "--testbed", str(art.root),
-                   "--out", str(args.out), "--repeats", str(args.repeats)]
+                   "--out", str(args.out), "--repeats", str(args.repeats),
+                   "--windows", str(args.windows), "--draws", str(args.draws),
+                   "--only-workloads", args.only_workloads, "--only-arms", args.only_arms]
             run = tb_run.run_full(art, cmd, args.out, timeout=args.timeout, keep=True)
             if run.problem():
                 print(run.problem(), file=sys.stderr)

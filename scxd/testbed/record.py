@@ -14,8 +14,10 @@ Runs *inside* the sched_ext guest (``scxd-testbed record`` boots it).  For every
 Output, in ``--out``: a scxd journal (``journal/``: header + one ``window`` record per
 window, the daemon's fields plus ``run_id``, ``arm``, ``workload``, ``repeat``) and
 ``runs.jsonl`` (one record per cell: command lines, workload outcome, swap result).  A run
-can be resumed: cells already in ``runs.jsonl`` are skipped.  The design assigns arms
-uniformly (each arm once per workload and repeat), logged as propensity 1/len(ARMS).
+can be resumed: cells already in ``runs.jsonl`` are skipped, and the arm list is read back
+from ``design.json`` (never re-drawn).  The arms and their probabilities are the recording
+design of :mod:`scxd.testbed.design` (named presets + seeded parameter draws, every arm once
+per workload and repeat); each window logs its propensity under it.
 """
 
 from __future__ import annotations
@@ -43,15 +45,9 @@ from scxd.probe import probe_catalog
 from scxd.record import Choice, Context, WindowRecord
 from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler
+from scxd.testbed.design import Design, DesignArm, build_design, design_from_dict
 from scxd.window import Windower
 from scxd.workloads import Workload, select
-
-#: (scheduler, preset): the real arms of the test bed.
-ARMS: tuple[tuple[str, str], ...] = (
-    ("fair", "default"), ("scx_simple", "default"), ("scx_simple", "fifo"),
-    ("scx_qmap", "default"), ("scx_qmap", "short_slice"), ("scx_qmap", "batched"),
-    ("scx_flatcg", "default"), ("scx_flatcg", "fifo"), ("scx_flatcg", "short_slice"),
-)
 
 
 def versions() -> dict[str, str]:
@@ -85,13 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--testbed", type=Path, required=True, help="artifacts root")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--window", type=float, default=2.0, help="window length, s")
     ap.add_argument("--interval", type=float, default=0.5, help="sample interval, s")
-    ap.add_argument("--windows", type=int, default=4, help="scored windows per cell")
+    ap.add_argument("--windows", type=int, default=3, help="scored windows per cell")
     ap.add_argument("--warmup", type=int, default=1, help="flagged windows after a swap")
     ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--draws", type=int, default=8,
+                    help="parameter draws added to the named presets")
     ap.add_argument("--only-workloads", default="")
+    ap.add_argument("--only-arms", default="",
+                    help="comma-separated arm labels (smoke tests); default: the design")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     host = HostFS("/")
@@ -106,14 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     sampler.open()
     per_window = samples_per_window(args.window, args.interval)
     seconds = int((args.warmup + args.windows) * args.window + 4)
-    arms = [act.catalog.action(s, preset=p) for s, p in ARMS]
+    design = load_or_build_design(args.out / "design.json", act, args)
+    arms = [a for a in design.arms if not args.only_arms
+            or a.label in args.only_arms.split(",")]
     workloads = select(args.only_workloads)
     header = {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
               "feature_names": list(FEATURE_NAMES), "host": "sched_ext test bed (qemu TCG)",
               "kernel": os.uname().release, "recorder": vars(args) | {
                   "testbed": str(args.testbed), "out": str(args.out)},
-              "versions": versions(), "arms": [a.label() for a in arms],
-              "arm_set": ArmSet(arms).header(),
+              "versions": versions(), "arms": [a.label for a in arms],
+              "arm_set": ArmSet([a.action for a in arms]).header(),
+              "design": design.as_dict(),
               "workloads": {w.name: w.describe for w in workloads},
               "headlines": {w.name: w.as_dict()["headline"] for w in workloads}}
     journal = JournalWriter(args.out / "journal", header, max_file_bytes=2**40, fsync=True)
@@ -125,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             cells = [(a, w) for a in arms for w in workloads]
             rng.shuffle(cells)
             for arm, wl in cells:
-                if (arm.label(), wl.name, repeat) in done:
+                if (arm.label, wl.name, repeat) in done:
                     continue
                 record_cell(act, sampler, journal, runs_path, arm, wl, repeat, args,
-                            per_window, seconds, len(arms))
+                            per_window, seconds, design)
     finally:
         act.shutdown()
         sampler.close()
@@ -136,14 +139,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def load_or_build_design(path: Path, act: Actuator, args: argparse.Namespace) -> Design:
+    """The saved design when resuming, else a new one (saved before the first cell)."""
+    if path.exists():
+        return design_from_dict(json.loads(path.read_text()), act.catalog)
+    design = build_design(act.catalog, act.probed.available(), args.draws, args.seed)
+    path.write_text(json.dumps(design.as_dict(), indent=1) + "\n")
+    for why in design.skipped:
+        print(f"design: skipped {why}", flush=True)
+    print(f"design: {len(design.arms)} arms", flush=True)
+    return design
+
+
 def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_path: Path,
-                arm, wl: Workload, repeat: int, args, per_window: int, seconds: int,
-                n_arms: int) -> None:
+                design_arm: DesignArm, wl: Workload, repeat: int, args, per_window: int,
+                seconds: int, design: Design) -> None:
+    arm = design_arm.action
     run_id = f"{wl.name}/{arm.label().replace(' ', '_')}/r{repeat}"
     seed = args.seed * 1000 + repeat
     started = time.time()
     res = act.apply(arm)
-    run: dict[str, Any] = {"run_id": run_id, "arm": arm.label(), "workload": wl.name,
+    run: dict[str, Any] = {"run_id": run_id, "arm": arm.label(), "origin": design_arm.origin,
+                           "workload": wl.name,
                            "repeat": repeat, "seed": seed, "started": started,
                            "swap": res.as_dict(), "kernel": read_state(act.host).as_dict()}
     if not res.ok:
@@ -174,8 +191,10 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
         features = featurize(w)
         measured = window_measurements(w, features)
         key = arm_key(arm)
-        # The design holds the arm for the whole run; it was drawn once, uniformly.
-        choice = Choice(key, arm.label(), 1.0 / n_arms, None, True, True, "uniform-design")
+        # The complete block design ran this arm in this cell: a cell drawn at random from a
+        # block runs it with probability 1/K (design.propensity), the arm held for the run.
+        choice = Choice(key, arm.label(), design.propensity, None, True, True,
+                        "complete-block-design")
         journal.append(WindowRecord(
             at=time.time(), context=Context(features.schema, features.version,
                                             tuple(float(v) for v in features.values),
@@ -185,8 +204,10 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
             tags={"run_id": run_id, "workload": wl.name, "repeat": repeat, "index": index},
             extra={**{k: v for k, v in measured.items() if k not in ("features", "terms")},
                    "arm": arm.label(), "mode": act.mode,
-                   "decision": {"policy": "uniform-design", "arm": arm.label(),
-                                "propensity": 1.0 / n_arms, "explore": True},
+                   "decision": {"policy": "complete-block-design", "arm": arm.label(),
+                                "propensity": design.propensity, "explore": True,
+                                "origin": design_arm.origin,
+                                "draw_probability": design_arm.draw_probability},
                    "events": events, "verified": act.verified(arm)}).to_journal())
         events = []
         index += 1
