@@ -8,6 +8,7 @@ seconds unless a name ends in ``_ns``; sizes are bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from scxd.histogram import Log2Histogram
 
@@ -100,6 +101,15 @@ class TaskExit:
         return None
 
 
+class TaskWindow(NamedTuple):
+    """One task's scheduling over a window (ns deltas; tasks that ran or waited in it)."""
+
+    oncpu_ns: int
+    wait_ns: int                   # runqueue wait of every kind
+    wake_wait_ns: int              # the part after wakeups; -1 where not measured (schedstat)
+    wakes: int                     # wakeup waits; -1 where not measured
+
+
 @dataclass(frozen=True)
 class SchedSample:
     """Scheduling figures over the interval, from BPF or (degraded) /proc schedstat."""
@@ -138,6 +148,9 @@ class Sample:
     # Per-task CPU time received in the window that this sample closes (contending tasks
     # only); empty unless this sample closes a window.
     window_task_cpu_ns: tuple[int, ...] = ()
+    # Every task that ran or waited in that window (same condition), for the light-task
+    # figures of the window stage.
+    window_tasks: tuple[TaskWindow, ...] = ()
     errors: tuple[str, ...] = ()   # "source: problem" for each source that failed
     closes_window: bool = False    # the driver's tick that ends a window
     collector_cpu_s: float = 0.0   # CPU time the sampling process used over the interval

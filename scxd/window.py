@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 from scxd.histogram import Log2Histogram, WindowHistogram
-from scxd.types import Sample, SchedSample, SystemSample, Window
+from scxd.types import Sample, SchedSample, SystemSample, TaskWindow, Window
 
 NS = 1e-9
 #: Gauges averaged into T_<name>_avg (SystemSample attribute → metric stem).
@@ -123,8 +123,32 @@ def system_metrics(systems: Sequence[SystemSample]) -> dict[str, float]:
     return out
 
 
+#: A task is *light* in a window when it ran less than this fraction of an equal share of
+#: the CPUs among the tasks that ran (periodic, interactive and housekeeping tasks); its
+#: wakeup latency is what a user feels, while heavy tasks' waits are time-sharing.
+LIGHT_SHARE = 0.5
+
+
+def light_task_metrics(tasks: Sequence[TaskWindow], seconds: float, ncpus: int
+                       ) -> dict[str, float]:
+    """Wakeup latency of light tasks (see :data:`LIGHT_SHARE`); empty without the split."""
+    ran = [t for t in tasks if t.oncpu_ns > 0]
+    if not ran or any(t.wakes < 0 for t in tasks):
+        return {}
+    equal_share_ns = ncpus * seconds / NS / len(ran)
+    light = [t for t in tasks if t.oncpu_ns < LIGHT_SHARE * equal_share_ns]
+    wakes = sum(t.wakes for t in light)
+    out = {"active_tasks": float(len(ran)), "light_tasks": float(len(light)),
+           "light_wakeups_total_delta": float(wakes),
+           "light_cpu_share": sum(t.oncpu_ns for t in light) * NS / seconds / max(ncpus, 1)}
+    if wakes:
+        out["light_wakeup_latency_mean_s"] = sum(t.wake_wait_ns for t in light) / wakes * NS
+    return out
+
+
 def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
-                  shares: Sequence[int]) -> tuple[dict[str, float], dict[str, Log2Histogram]]:
+                  shares: Sequence[int], tasks: Sequence[TaskWindow] = ()
+                  ) -> tuple[dict[str, float], dict[str, Log2Histogram]]:
     out: dict[str, float] = {}
     rq_count = sum(s.rq_count for s in scheds)
     rq_sum = sum(s.rq_sum_ns for s in scheds)
@@ -173,6 +197,7 @@ def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
         out["new_tasks_per_s"] = out["new_tasks_total_delta"] * per_s
     out["fairness_cv"] = coefficient_of_variation([float(x) for x in shares])
     out["fairness_tasks"] = float(len(shares))
+    out.update(light_task_metrics(tasks, seconds, ncpus))
     run_time = sum(s.bpf_run_time_ns for s in scheds)
     run_cnt = sum(s.bpf_run_cnt for s in scheds)
     out["collector_bpf_cpu_s"] = run_time * NS
@@ -228,7 +253,8 @@ class Windower:
         hists: dict[str, Log2Histogram] = {}
         source = scheds[-1].source if scheds else "none"
         if scheds:
-            sched_m, hists = sched_metrics(scheds, seconds, ncpus, end.window_task_cpu_ns)
+            sched_m, hists = sched_metrics(scheds, seconds, ncpus, end.window_task_cpu_ns,
+                                           end.window_tasks)
             metrics.update(sched_m)
             if source != "bpf":
                 quality.append(f"sched:{source}")
@@ -266,6 +292,11 @@ class Windower:
         errors = [e for s in samples for e in s.errors]
         extras: dict[str, object] = {"exits_by_comm": top,
                                      "sample_intervals_s": [round(i, 6) for i in intervals]}
+        if end.window_tasks:
+            # Compact per-task figures (µs, wakes), busiest first, for offline analysis.
+            extras["tasks"] = [[t.oncpu_ns // 1000, t.wait_ns // 1000,
+                                t.wake_wait_ns // 1000 if t.wake_wait_ns >= 0 else -1, t.wakes]
+                               for t in sorted(end.window_tasks, key=lambda t: -t.oncpu_ns)]
         if errors:
             extras["errors"] = errors[-5:]
         return Window(

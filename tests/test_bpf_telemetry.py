@@ -111,15 +111,20 @@ def test_hogs_wait_by_preemption_only(bpf_source):
 
 def test_wakeup_latency_agrees_with_cyclictest(bpf_source):
     """A periodic waker beside two hogs on one CPU: the wakeup latency BPF attributes to
-    cyclictest's measuring thread agrees with the latency cyclictest itself measures (timer
-    expiry → running; cyclictest adds the return to user space, a few µs)."""
+    cyclictest's measuring thread agrees with the latency cyclictest itself measures.
+    cyclictest's figure starts at the timer's expiry and ends when it reads the clock back in
+    user space, so it adds interrupt latency and the return to user space (≈ 50 µs measured
+    here); the hogs run at nice −10 and cyclictest at +10 so the wait dominates (≈ 1.7 ms)."""
     cpu = last_cpu()
-    hogs = spawn_hogs(2, cpu)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             preexec_fn=lambda: (os.sched_setaffinity(0, {cpu}), os.nice(-10)))
+            for _ in range(2)]
     try:
         time.sleep(0.3)
         bpf_source.read()
-        cyc = subprocess.run(["cyclictest", "-t", "1", "-a", str(cpu), "-i", "2000", "-l",
-                              "600", "-q"], capture_output=True, text=True, timeout=60)
+        cyc = subprocess.run(["nice", "-n", "10", "cyclictest", "-t", "1", "-a", str(cpu),
+                              "-i", "2000", "-l", "600", "-q"],
+                             capture_output=True, text=True, timeout=60)
         time.sleep(0.1)
         s = bpf_source.read()
     finally:
@@ -134,8 +139,9 @@ def test_wakeup_latency_agrees_with_cyclictest(bpf_source):
     t = threads[0]
     bpf_us = t.wake_wait_ns / t.wakes / 1e3
     assert t.wakes == pytest.approx(600, abs=10)
-    assert bpf_us == pytest.approx(summary.avg_us, rel=0.25, abs=30), (bpf_us, summary)
-    assert bpf_us > 20  # it really waited behind the hogs (not an idle CPU)
+    assert bpf_us == pytest.approx(summary.avg_us, rel=0.15, abs=100), (bpf_us, summary)
+    assert bpf_us <= summary.avg_us + 20  # BPF's span lies inside cyclictest's
+    assert bpf_us > 300  # it really waited behind the hogs (not an idle CPU)
     assert s.wake_hist.count >= t.wakes
 
 

@@ -180,3 +180,22 @@ def test_features_do_not_depend_on_the_window_length():
 def test_no_feature_reads_a_per_window_total():
     for spec in FEATURES:
         assert "total_delta" not in spec.metric and not spec.metric.endswith("_sum_s"), spec
+
+
+def test_light_tasks_wakeup_latency():
+    """Two hogs and a periodic waker over 2 s on 2 CPUs: the waker (and only it) is light;
+    its wakeup latency is the light-task figure, whatever the hogs waited."""
+    from scxd.types import TaskWindow
+    from scxd.window import light_task_metrics
+
+    hog = TaskWindow(1_900_000_000, 100_000_000, 0, 0)
+    waker = TaskWindow(20_000_000, 30_000_000, 30_000_000, 1000)
+    m = light_task_metrics([hog, hog, waker], 2.0, 2)
+    assert m["active_tasks"] == 3 and m["light_tasks"] == 1
+    assert m["light_wakeup_latency_mean_s"] == pytest.approx(30e-6)
+    assert m["light_cpu_share"] == pytest.approx(0.02 / 2 / 2)
+    # A herd of equal tasks has no light task: their waits are time-sharing.
+    herd = [TaskWindow(50_000_000, 40_000_000, 40_000_000, 500)] * 80
+    assert light_task_metrics(herd, 2.0, 2)["light_tasks"] == 0
+    # schedstat (no split): nothing claimed.
+    assert light_task_metrics([TaskWindow(1, 1, -1, -1)], 2.0, 2) == {}

@@ -27,7 +27,7 @@ import numpy as np
 
 from scxd.histogram import HIST_SLOTS, Log2Histogram
 from scxd.hostfs import HostFS
-from scxd.types import SchedSample, TaskExit
+from scxd.types import SchedSample, TaskExit, TaskWindow
 
 PROGRAM = "scxd_sched.bpf.c"
 #: Histograms in the stats array, in order; each has HIST_SLOTS slots.  Runqueue waits are
@@ -315,12 +315,6 @@ class BpfSchedSource:
         self._prev, self._prev_cost = now, cost
         return sample
 
-    def _task_snapshot(self) -> np.ndarray:
-        """A consistent-enough copy of the live table (one memcpy of the mapped pages)."""
-        if self._task_view is None:
-            raise RuntimeError("BPF source is not loaded")
-        return self._task_view[["pid", "oncpu_ns", "wait_ns"]].copy()
-
     def task_times(self) -> dict[int, TaskTimes]:
         """Cumulative times per task the table holds now."""
         snap = self._task_view[["pid", "oncpu_ns", "wait_ns", "wake_wait_ns", "wakes"]].copy() \
@@ -332,9 +326,16 @@ class BpfSchedSource:
 
     def window_task_cpu(self, exited: tuple[TaskExit, ...]) -> tuple[int, ...]:
         """CPU time each task received since the previous call, for tasks that waited in a
-        runqueue meanwhile (the ones that competed for a CPU).  Exited tasks count with the
-        final totals of their exit records."""
-        now = self._task_snapshot()
+        runqueue meanwhile (the ones that competed for a CPU)."""
+        return tuple(t.oncpu_ns for t in self.window_tasks(exited) if t.wait_ns > 0)
+
+    def window_tasks(self, exited: tuple[TaskExit, ...]) -> tuple[TaskWindow, ...]:
+        """Each task's times since the previous call, for tasks that ran or waited
+        meanwhile.  Exited tasks count with the final totals of their exit records."""
+        now = self._task_view[["pid", "oncpu_ns", "wait_ns", "wake_wait_ns", "wakes"]].copy() \
+            if self._task_view is not None else None
+        if now is None:
+            raise RuntimeError("BPF source is not loaded")
         prev = self._task_prev
         if prev is None:
             prev = np.zeros_like(now)
@@ -343,20 +344,21 @@ class BpfSchedSource:
         # an unsigned difference would wrap to ~1.8e19 ns).
         live = now["pid"] != 0
         same = (live & (now["pid"] == prev["pid"]) & (now["oncpu_ns"] >= prev["oncpu_ns"])
-                & (now["wait_ns"] >= prev["wait_ns"]))
-        fresh = live & ~same
-        d_cpu = np.where(same, now["oncpu_ns"] - prev["oncpu_ns"], now["oncpu_ns"])
-        d_wait = np.where(same, now["wait_ns"] - prev["wait_ns"], now["wait_ns"])
-        competed = (same | fresh) & (d_wait > 0)
-        shares = [int(x) for x in d_cpu[competed]]
+                & (now["wait_ns"] >= prev["wait_ns"])
+                & (now["wake_wait_ns"] >= prev["wake_wait_ns"]) & (now["wakes"] >= prev["wakes"]))
+        fields = ("oncpu_ns", "wait_ns", "wake_wait_ns", "wakes")
+        deltas = [np.where(same, now[f] - prev[f], now[f]).astype(np.int64) for f in fields]
+        active = live & ((deltas[0] > 0) | (deltas[1] > 0))
+        tasks = [TaskWindow(*row) for row in np.stack([d[active] for d in deltas], 1).tolist()]
         # Tasks gone since the last window: their slot was cleared at exit; the exit
         # record has their totals.  Subtract what the previous window had already seen.
         mask = self.max_tasks - 1
         for e in exited:
             old = prev[e.pid & mask]
-            old_cpu, old_wait = ((int(old["oncpu_ns"]), int(old["wait_ns"]))
-                                 if old["pid"] == e.pid else (0, 0))
-            if e.wait_ns > old_wait and e.oncpu_ns >= old_cpu:
-                shares.append(e.oncpu_ns - old_cpu)
+            base = [int(old[f]) for f in fields] if old["pid"] == e.pid else [0, 0, 0, 0]
+            final = (e.oncpu_ns, e.wait_ns, e.wake_wait_ns, e.wakes)
+            if all(f >= b for f, b in zip(final, base, strict=True)) and (
+                    final[0] > base[0] or final[1] > base[1]):
+                tasks.append(TaskWindow(*(f - b for f, b in zip(final, base, strict=True))))
         self._task_prev = now
-        return tuple(shares)
+        return tuple(tasks)

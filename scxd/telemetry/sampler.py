@@ -21,7 +21,7 @@ from scxd.hostfs import HostFS
 from scxd.telemetry.bpf import BpfSchedSource, BpfUnavailable
 from scxd.telemetry.schedstat import SchedstatSource
 from scxd.telemetry.system import SystemSource
-from scxd.types import Sample
+from scxd.types import Sample, TaskWindow
 
 log = logging.getLogger("scxd.telemetry")
 
@@ -145,16 +145,18 @@ class Sampler:
         except (OSError, ValueError) as exc:
             errors.append(self._fail("system", exc))
         shares: tuple[int, ...] = ()
+        tasks: tuple[TaskWindow, ...] = ()
         if self.sched is not None:
             try:
                 sched = self.sched.read()
                 if closes_window:
-                    shares = self.sched.window_task_cpu(sched.task_exits)
+                    tasks = self.sched.window_tasks(sched.task_exits)
+                    shares = tuple(t.oncpu_ns for t in tasks if t.wait_ns > 0)
             except Exception as exc:  # a broken source must not stop sampling
                 errors.append(self._fail(self.sched.name, exc))
         cpu_now = self._cpu_seconds()
         collector_cpu, self._cpu_prev = cpu_now - self._cpu_prev, cpu_now
         self.health.samples += 1
         return Sample(mono=mono, wall=wall, system=system, sched=sched,
-                      window_task_cpu_ns=shares, errors=tuple(errors),
+                      window_task_cpu_ns=shares, window_tasks=tasks, errors=tuple(errors),
                       collector_cpu_s=collector_cpu, closes_window=closes_window)

@@ -10,7 +10,7 @@ Costs one file read per thread per sample.
 from __future__ import annotations
 
 from scxd.hostfs import HostFS
-from scxd.types import SchedSample
+from scxd.types import SchedSample, TaskWindow
 
 
 class SchedstatSource:
@@ -55,13 +55,18 @@ class SchedstatSource:
 
     def window_task_cpu(self, exited: tuple = ()) -> tuple[int, ...]:
         """CPU time per thread since the previous call, for threads that waited meanwhile."""
+        return tuple(t.oncpu_ns for t in self.window_tasks(exited) if t.wait_ns > 0)
+
+    def window_tasks(self, exited: tuple = ()) -> tuple[TaskWindow, ...]:
+        """Per thread since the previous call (threads that ran or waited): schedstat has
+        no wakeup/preemption split, so those fields are -1."""
         now, prev = self._last, self._window_prev
-        shares = []
+        tasks = []
         for tid, (cpu, wait, _n) in now.items():
             old = prev.get(tid)
-            if old is None or cpu < old[0]:
+            if old is None or cpu < old[0] or wait < old[1]:
                 old = (0, 0, 0)
-            if wait > old[1]:
-                shares.append(cpu - old[0])
+            if cpu > old[0] or wait > old[1]:
+                tasks.append(TaskWindow(cpu - old[0], wait - old[1], -1, -1))
         self._window_prev = now
-        return tuple(shares)
+        return tuple(tasks)

@@ -208,7 +208,8 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
                                 "propensity": design.propensity, "explore": True,
                                 "origin": design_arm.origin,
                                 "draw_probability": design_arm.draw_probability},
-                   "events": events, "verified": act.verified(arm)}).to_journal())
+                   "events": events, "verified": act.verified(arm),
+                   "tasks": w.extras.get("tasks", [])}).to_journal())
         events = []
         index += 1
     outputs = []
