@@ -108,6 +108,7 @@ class TaskWindow(NamedTuple):
     wait_ns: int                   # runqueue wait of every kind
     wake_wait_ns: int              # the part after wakeups; -1 where not measured (schedstat)
     wakes: int                     # wakeup waits; -1 where not measured
+    pid: int = 0                   # the task (thread) id
 
 
 @dataclass(frozen=True)

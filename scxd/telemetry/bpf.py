@@ -349,7 +349,9 @@ class BpfSchedSource:
         fields = ("oncpu_ns", "wait_ns", "wake_wait_ns", "wakes")
         deltas = [np.where(same, now[f] - prev[f], now[f]).astype(np.int64) for f in fields]
         active = live & ((deltas[0] > 0) | (deltas[1] > 0))
-        tasks = [TaskWindow(*row) for row in np.stack([d[active] for d in deltas], 1).tolist()]
+        columns = [*(d[active] for d in deltas), now["pid"][active].astype(np.int64)]
+        tasks = [TaskWindow(*row) for row in np.stack(columns, 1).tolist()] if columns[0].size \
+            else []
         # Tasks gone since the last window: their slot was cleared at exit; the exit
         # record has their totals.  Subtract what the previous window had already seen.
         mask = self.max_tasks - 1
@@ -359,6 +361,7 @@ class BpfSchedSource:
             final = (e.oncpu_ns, e.wait_ns, e.wake_wait_ns, e.wakes)
             if all(f >= b for f, b in zip(final, base, strict=True)) and (
                     final[0] > base[0] or final[1] > base[1]):
-                tasks.append(TaskWindow(*(f - b for f, b in zip(final, base, strict=True))))
+                tasks.append(TaskWindow(*(f - b for f, b in zip(final, base, strict=True)),
+                                        pid=e.pid))
         self._task_prev = now
         return tuple(tasks)

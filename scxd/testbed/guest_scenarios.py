@@ -374,8 +374,9 @@ def bpf_telemetry(r: Record, state: Path) -> None:
             got = {e.pid for e in s.task_exits}
             r.check(f"{label}: exits of 20 short tasks seen", mine <= got, len(mine & got))
             summary = cyclictest_summary(cyc.stdout)
+            # The measuring thread (not the main thread, which also wakes now and then).
             waker = [e for e in s.task_exits if e.comm.startswith("cyclictest")
-                     and e.wakes >= 150]
+                     and e.pid != e.tgid]
             r.check(f"{label}: cyclictest ran", summary is not None and len(waker) == 1,
                     [cyc.stdout[-300:], [(e.comm, e.wakes) for e in s.task_exits
                                          if e.comm.startswith("cyclic")]])
@@ -389,10 +390,12 @@ def bpf_telemetry(r: Record, state: Path) -> None:
                 waker_us[label] = bpf_us
                 data |= {"waker_bpf_us": round(bpf_us, 1),
                          "waker_cyclictest_us": round(summary.avg_us, 1)}
-                # Emulated timers add tens of µs between expiry and the wakeup tracepoint.
+                # cyclictest's span (timer expiry → its clock read in user space) contains
+                # BPF's (wakeup → on CPU); emulated interrupt delivery makes the rest large
+                # here, so the check is that BPF sees most of what cyclictest feels.
                 r.check(f"{label}: the waker's wakeup latency agrees with cyclictest",
-                        abs(bpf_us - summary.avg_us) <= max(0.3 * summary.avg_us, 200),
-                        [bpf_us, summary.avg_us])
+                        0.5 * summary.avg_us <= bpf_us <= summary.avg_us + 50,
+                        [bpf_us, summary.avg_us, waker[0].wakes, summary.cycles])
             r.data[label] = data
         if len(waker_us) == 2:
             r.check("scx_simple makes the waker wait longer than the fair scheduler",
