@@ -9,6 +9,15 @@
  *                          expected under load and mostly harmless;
  *       new-task wait    — sched_wakeup_new → first switch in (the response time below).
  *     Their sum is the classic runqueue latency (bcc runqlat), which mixes the two kinds.
+ *     Wakeups issued from interrupt context — an expiring hrtimer or timer, a device
+ *     interrupt, a softirq (network receive, block completion) — are *external*: the task
+ *     was waiting for the outside world (a period, input, a packet, IO), not for another
+ *     task of its own pipeline.  They are also counted apart (histogram EXT, per task), as
+ *     what periodic and interactive tasks feel.  Interrupt context is tracked with a
+ *     per-CPU depth counter on timer:hrtimer_expire_*, timer:timer_expire_*,
+ *     irq:irq_handler_* and irq:softirq_*.  Not seen as external: a wakeup the kernel
+ *     defers to the target CPU's IPI (ttwu wake list), which happens for remote wakeups
+ *     of tasks whose CPU is idle.
  *   - response time of a new task: sched_wakeup_new → its first sched_switch in.
  *   - turnaround time of a task born while we watch: sched_wakeup_new → sched_process_exit.
  *   - per task, cumulative on-CPU and runqueue-wait time, and the wakeup part of that wait
@@ -20,7 +29,8 @@
  *     on-CPU and wait totals (and the wakeup part of the wait, with its count).  Exits are rare next to switches, so this stays cheap.
  *
  * Probes: tracepoints sched:sched_wakeup, sched:sched_wakeup_new, sched:sched_switch,
- * sched:sched_process_exit, read through TRACEPOINT_PROBE, i.e. from the fields the running
+ * sched:sched_process_exit (and the timer/irq entry/exit pairs above, which read no field),
+ * read through TRACEPOINT_PROBE, i.e. from the fields the running
  * kernel's tracefs format declares.  No task_struct field is read: headers from another
  * kernel version would give wrong offsets (stock runqlat-bpfcc prints an empty histogram on
  * such a host for exactly that reason).
@@ -60,6 +70,7 @@
 
 #define BORN_SEEN 1
 #define READY_PREEMPTED 2   /* ready_ts was stamped by a preemption, not a wakeup */
+#define READY_EXTERNAL 4    /* ... by a wakeup from interrupt context (timer, IRQ, softirq) */
 
 struct task_acct {
     u32 pid;            /* tag: which task owns this slot; 0 = empty */
@@ -73,11 +84,14 @@ struct task_acct {
     u64 wait_ns;        /* cumulative runqueue wait since we first saw it */
     u64 wake_wait_ns;   /* the part of wait_ns spent waiting after wakeups */
     u64 wakes;          /* wakeup waits counted in wake_wait_ns */
+    u64 ext_wait_ns;    /* the part of wake_wait_ns after external wakeups */
+    u64 ext_wakes;      /* external wakeup waits counted in ext_wait_ns */
 };
 
 struct cpu_cur {
     u64 since;          /* when `pid` was switched in on this CPU */
     u64 pid;
+    u64 irq_depth;      /* nesting of timer/IRQ/softirq handlers running on this CPU */
 };
 
 struct exit_event {
@@ -92,6 +106,8 @@ struct exit_event {
     char comm[16];
     u64 wake_wait_ns;
     u64 wakes;
+    u64 ext_wait_ns;
+    u64 ext_wakes;
 };
 
 BPF_F_TABLE("array", u32, struct task_acct, tasks, MAX_TASKS, BPF_F_MMAPABLE);
@@ -157,7 +173,28 @@ static __always_inline struct task_acct *claim(u32 pid)
     t->wait_ns = 0;
     t->wake_wait_ns = 0;
     t->wakes = 0;
+    t->ext_wait_ns = 0;
+    t->ext_wakes = 0;
     return t;
+}
+
+static __always_inline int in_interrupt_handler(void)
+{
+    u32 zero = 0;
+    struct cpu_cur *cur = cpu_state.lookup(&zero);
+    return cur && cur->irq_depth > 0;
+}
+
+static __always_inline void irq_enter_exit(int enter)
+{
+    u32 zero = 0;
+    struct cpu_cur *cur = cpu_state.lookup(&zero);
+    if (!cur)
+        return;
+    if (enter)
+        cur->irq_depth += 1;
+    else if (cur->irq_depth > 0)    /* an exit whose entry came before we loaded */
+        cur->irq_depth -= 1;
 }
 
 static __always_inline void mark_woken(u32 pid, u64 now)
@@ -165,9 +202,20 @@ static __always_inline void mark_woken(u32 pid, u64 now)
     struct task_acct *t = claim(pid);
     if (t && !t->ready_ts) {
         t->ready_ts = now;
-        t->flags &= ~READY_PREEMPTED;
+        t->flags &= ~(READY_PREEMPTED | READY_EXTERNAL);
+        if (in_interrupt_handler())
+            t->flags |= READY_EXTERNAL;
     }
 }
+
+TRACEPOINT_PROBE(timer, hrtimer_expire_entry) { irq_enter_exit(1); return 0; }
+TRACEPOINT_PROBE(timer, hrtimer_expire_exit) { irq_enter_exit(0); return 0; }
+TRACEPOINT_PROBE(timer, timer_expire_entry) { irq_enter_exit(1); return 0; }
+TRACEPOINT_PROBE(timer, timer_expire_exit) { irq_enter_exit(0); return 0; }
+TRACEPOINT_PROBE(irq, irq_handler_entry) { irq_enter_exit(1); return 0; }
+TRACEPOINT_PROBE(irq, irq_handler_exit) { irq_enter_exit(0); return 0; }
+TRACEPOINT_PROBE(irq, softirq_entry) { irq_enter_exit(1); return 0; }
+TRACEPOINT_PROBE(irq, softirq_exit) { irq_enter_exit(0); return 0; }
 
 TRACEPOINT_PROBE(sched, sched_wakeup)
 {
@@ -196,6 +244,8 @@ TRACEPOINT_PROBE(sched, sched_wakeup_new)
         t->wait_ns = 0;
         t->wake_wait_ns = 0;
         t->wakes = 0;
+        t->ext_wait_ns = 0;
+        t->ext_wakes = 0;
     }
     add(C_NEW_TASKS, 1);
     return 0;
@@ -246,6 +296,11 @@ TRACEPOINT_PROBE(sched, sched_switch)
                 n->wake_wait_ns += waited;
                 n->wakes += 1;
                 observe(H_WAKE_BASE, C_WAKE_SUM_NS, waited);
+                if (n->flags & READY_EXTERNAL) {
+                    n->ext_wait_ns += waited;
+                    n->ext_wakes += 1;
+                    observe(H_EXT_BASE, C_EXT_SUM_NS, waited);
+                }
             }
         }
     }
@@ -287,6 +342,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         e->flags = t ? t->flags : 0;
         e->wake_wait_ns = t ? t->wake_wait_ns : 0;
         e->wakes = t ? t->wakes : 0;
+        e->ext_wait_ns = t ? t->ext_wait_ns : 0;
+        e->ext_wakes = t ? t->ext_wakes : 0;
         bpf_probe_read_kernel(&e->comm, sizeof(e->comm), args->comm);
         exits.ringbuf_submit(e, 0);
     } else {

@@ -53,6 +53,7 @@ class WindowHistogram(StrEnum):
     RUNQUEUE_LATENCY = "rq_hist"   # runnable → on CPU, every cause: the sum of the next
     WAKEUP_LATENCY = "wake_hist"   # woken from sleep → on CPU        two and of new tasks'
     PREEMPTION_WAIT = "preempt_hist"  # preempted while runnable → on CPU      first waits
+    EXTERNAL_WAKEUP = "ext_hist"   # woken by a timer, IRQ or softirq → on CPU (⊂ wakeups)
     RESPONSE = "resp_hist"         # task creation → first run
     TURNAROUND = "turn_hist"       # task creation → exit (tasks born while observed)
 

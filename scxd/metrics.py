@@ -90,6 +90,7 @@ class MetricName(StrEnum):
     RUNQUEUE_LATENCY = "scxd_runqueue_latency_seconds"
     WAKEUP_LATENCY = "scxd_wakeup_latency_seconds"
     PREEMPTION_WAIT = "scxd_preemption_wait_seconds"
+    EXTERNAL_WAKEUP_LATENCY = "scxd_external_wakeup_latency_seconds"
     RESPONSE_TIME = "scxd_response_time_seconds"
     TURNAROUND_TIME = "scxd_turnaround_time_seconds"
     TURNAROUND_AVG = "scxd_turnaround_avg_seconds"
@@ -110,6 +111,9 @@ HISTOGRAM_FAMILIES: dict[WindowHistogram, tuple[MetricName, str]] = {
                                      "woken from sleep → on CPU (BPF)"),
     WindowHistogram.PREEMPTION_WAIT: (MetricName.PREEMPTION_WAIT,
                                       "preempted while runnable → back on CPU (BPF)"),
+    WindowHistogram.EXTERNAL_WAKEUP: (MetricName.EXTERNAL_WAKEUP_LATENCY,
+                                      "woken by a timer, IRQ or softirq → on CPU (BPF; a "
+                                      "subset of the wakeup latency)"),
     WindowHistogram.RESPONSE: (MetricName.RESPONSE_TIME, "task creation → first run (BPF)"),
     WindowHistogram.TURNAROUND: (MetricName.TURNAROUND_TIME, "task creation → exit, tasks "
                                  "born while observed (BPF)"),

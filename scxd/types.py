@@ -89,6 +89,8 @@ class TaskExit:
     wait_ns: int
     wake_wait_ns: int = 0          # the part of wait_ns spent waiting after wakeups
     wakes: int = 0                 # how many wakeup waits that was
+    ext_wait_ns: int = 0           # the part of wake_wait_ns after external wakeups
+    ext_wakes: int = 0
 
     @property
     def turnaround_ns(self) -> int | None:
@@ -108,6 +110,8 @@ class TaskWindow(NamedTuple):
     wait_ns: int                   # runqueue wait of every kind
     wake_wait_ns: int              # the part after wakeups; -1 where not measured (schedstat)
     wakes: int                     # wakeup waits; -1 where not measured
+    ext_wait_ns: int = -1          # the part after external (interrupt-context) wakeups
+    ext_wakes: int = -1
     pid: int = 0                   # the task (thread) id
 
 
@@ -126,6 +130,7 @@ class SchedSample:
     # time-sharing of runnable tasks.
     wake_hist: Log2Histogram | None = None
     preempt_hist: Log2Histogram | None = None
+    ext_hist: Log2Histogram | None = None   # external wakeups (subset of wake)
     switches: int = 0
     wakeups: int = 0
     new_tasks: int = 0
@@ -173,6 +178,7 @@ class Window:
     turn_hist: Log2Histogram | None = None
     wake_hist: Log2Histogram | None = None
     preempt_hist: Log2Histogram | None = None
+    ext_hist: Log2Histogram | None = None   # external wakeups (subset of wake)
     sched_source: str = "none"
     extras: dict[str, object] = field(default_factory=dict)
 

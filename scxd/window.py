@@ -146,6 +146,19 @@ def light_task_metrics(tasks: Sequence[TaskWindow], seconds: float, ncpus: int
     return out
 
 
+def external_wait_metrics(tasks: Sequence[TaskWindow], seconds: float) -> dict[str, float]:
+    """How much of their time tasks spent waiting for a CPU after external wakeups (timer,
+    IRQ, softirq): the worst task's share, and the sum over tasks (task-seconds per
+    second).  A periodic task that misses its periods shows a share near 1."""
+    waiting = [t for t in tasks if t.ext_wakes > 0]
+    if any(t.ext_wakes < 0 for t in tasks):
+        return {}
+    shares = [t.ext_wait_ns * NS / seconds for t in waiting]
+    return {"external_wait_share_max": max(shares, default=0.0),
+            "external_wait_share_sum": sum(shares),
+            "external_wakers": float(len(waiting))}
+
+
 def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
                   shares: Sequence[int], tasks: Sequence[TaskWindow] = ()
                   ) -> tuple[dict[str, float], dict[str, Log2Histogram]]:
@@ -167,7 +180,8 @@ def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
             out[f"runq_latency_p{q}_s"] = hists["rq"].quantile_ns(q / 100) * NS
     # The runqueue wait split by cause: what sleepers feel, and CPU hogs' time-sharing.
     for name, stem, count in (("wake", "wakeup_latency", "wakeup_waits"),
-                              ("preempt", "preempt_wait", "preempt_waits")):
+                              ("preempt", "preempt_wait", "preempt_waits"),
+                              ("ext", "external_wakeup_latency", "external_wakeup_waits")):
         if name in hists:
             h = hists[name]
             out[f"{stem}_mean_s"] = h.mean_ns * NS
@@ -198,6 +212,7 @@ def sched_metrics(scheds: Sequence[SchedSample], seconds: float, ncpus: int,
     out["fairness_cv"] = coefficient_of_variation([float(x) for x in shares])
     out["fairness_tasks"] = float(len(shares))
     out.update(light_task_metrics(tasks, seconds, ncpus))
+    out.update(external_wait_metrics(tasks, seconds))
     run_time = sum(s.bpf_run_time_ns for s in scheds)
     run_cnt = sum(s.bpf_run_cnt for s in scheds)
     out["collector_bpf_cpu_s"] = run_time * NS
@@ -293,9 +308,13 @@ class Windower:
         extras: dict[str, object] = {"exits_by_comm": top,
                                      "sample_intervals_s": [round(i, 6) for i in intervals]}
         if end.window_tasks:
-            # Compact per-task figures (µs, wakes), busiest first, for offline analysis.
-            extras["tasks"] = [[t.oncpu_ns // 1000, t.wait_ns // 1000,
-                                t.wake_wait_ns // 1000 if t.wake_wait_ns >= 0 else -1, t.wakes]
+            # Compact per-task figures, busiest first, for offline analysis: on-CPU µs,
+            # wait µs, wakeup-wait µs, wakeups, external-wakeup-wait µs, external wakeups.
+            def us(v: int) -> int:
+                return v // 1000 if v >= 0 else -1
+
+            extras["tasks"] = [[us(t.oncpu_ns), us(t.wait_ns), us(t.wake_wait_ns), t.wakes,
+                                us(t.ext_wait_ns), t.ext_wakes]
                                for t in sorted(end.window_tasks, key=lambda t: -t.oncpu_ns)]
         if errors:
             extras["errors"] = errors[-5:]

@@ -279,12 +279,45 @@ def test_tracepoint_fields_are_checked_against_tracefs(tmp_path):
 
     BpfSchedSource(HOST).check_tracepoints()
     real = HOST.tracefs()
-    for event in TRACEPOINT_FIELDS:
-        dest = tmp_path / "sys/kernel/tracing/events/sched" / event
+    for name in TRACEPOINT_FIELDS:
+        category, event = name.split(":")
+        dest = tmp_path / "sys/kernel/tracing/events" / category / event
         dest.mkdir(parents=True)
-        text = (real / "events/sched" / event / "format").read_text()
+        text = (real / "events" / category / event / "format").read_text()
         if event == "sched_switch":
             text = text.replace("prev_state", "prev_st")
         (dest / "format").write_text(text)
     with pytest.raises(BpfUnavailable, match="sched:sched_switch has no field prev_state"):
         BpfSchedSource(HostFS(tmp_path)).check_tracepoints()
+    # A kernel without the interrupt-context tracepoints is refused by name too.
+    (tmp_path / "sys/kernel/tracing/events/sched/sched_switch/format").write_text(
+        (real / "events/sched/sched_switch/format").read_text())
+    (tmp_path / "sys/kernel/tracing/events/irq/softirq_exit/format").unlink()
+    with pytest.raises(BpfUnavailable, match="irq:softirq_exit unreadable"):
+        BpfSchedSource(HostFS(tmp_path)).check_tracepoints()
+
+
+def test_timer_wakeups_are_external_and_pipe_wakeups_are_not(bpf_source):
+    """cyclictest's thread is woken by its hrtimer (external); a pipe ping-pong's tasks
+    wake each other (internal): the external split tells them apart."""
+    cpu = last_cpu()
+    hogs = spawn_hogs(1, cpu)
+    try:
+        time.sleep(0.3)
+        bpf_source.read()
+        subprocess.run(["cyclictest", "-t", "1", "-a", str(cpu), "-i", "2000", "-l", "300",
+                        "-q"], capture_output=True, timeout=60)
+        subprocess.run(["perf", "bench", "sched", "pipe", "-l", "3000"], capture_output=True,
+                       timeout=60)
+        time.sleep(0.1)
+        s = bpf_source.read()
+    finally:
+        stop(hogs)
+    cyc = [e for e in s.task_exits if e.comm.startswith("cyclictest") and e.pid != e.tgid]
+    assert len(cyc) == 1
+    assert cyc[0].ext_wakes >= 0.9 * cyc[0].wakes and cyc[0].wakes >= 250
+    assert cyc[0].ext_wait_ns <= cyc[0].wake_wait_ns
+    pipe = [e for e in s.task_exits if e.comm == "sched-pipe"]
+    assert pipe and all(e.wakes >= 1000 for e in pipe), [(e.comm, e.wakes) for e in pipe]
+    assert all(e.ext_wakes <= 0.05 * e.wakes for e in pipe)
+    assert s.ext_hist.count <= s.wake_hist.count and s.ext_hist.count >= cyc[0].ext_wakes

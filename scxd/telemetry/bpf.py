@@ -33,11 +33,11 @@ PROGRAM = "scxd_sched.bpf.c"
 #: Histograms in the stats array, in order; each has HIST_SLOTS slots.  Runqueue waits are
 #: split by cause: WAKE (woken from sleep), PREEMPT (runnable again after a preemption or
 #: yield), and a new task's first wait, which is its response time (RESP).
-HISTOGRAMS = ("WAKE", "PREEMPT", "RESP", "TURN")
+HISTOGRAMS = ("WAKE", "PREEMPT", "RESP", "TURN", "EXT")  # EXT ⊂ WAKE: external wakeups
 #: Counters after the histograms, in order.
 COUNTERS = ("SWITCHES", "VOLUNTARY", "PREEMPTIONS", "WAKEUPS", "NEW_TASKS", "WAKE_SUM_NS",
-            "PREEMPT_SUM_NS", "RESP_SUM_NS", "TURN_SUM_NS", "EXITS", "EXIT_DROPS",
-            "TABLE_EVICTIONS")
+            "PREEMPT_SUM_NS", "RESP_SUM_NS", "TURN_SUM_NS", "EXT_SUM_NS", "EXITS",
+            "EXIT_DROPS", "TABLE_EVICTIONS")
 COUNTER_BASE = len(HISTOGRAMS) * HIST_SLOTS
 STATS_SLOTS = COUNTER_BASE + len(COUNTERS)
 #: Bits of the reported prev_state that mean "went to sleep" (S D T t X Z P I); a preempted
@@ -46,14 +46,19 @@ SLEEP_STATE_MASK = 0xFF
 #: struct task_acct in the C program (the mmapped per-task table).
 TASK_ACCT = np.dtype([("pid", "<u4"), ("flags", "<u4"), ("ready_ts", "<u8"), ("born_ts", "<u8"),
                       ("first_run_ts", "<u8"), ("oncpu_ns", "<u8"), ("wait_ns", "<u8"),
-                      ("wake_wait_ns", "<u8"), ("wakes", "<u8")])
+                      ("wake_wait_ns", "<u8"), ("wakes", "<u8"), ("ext_wait_ns", "<u8"),
+                      ("ext_wakes", "<u8")])
 #: struct exit_event in the C program.
-EXIT_EVENT = struct.Struct("<IIQQQQQQ16sQQ")
+EXIT_EVENT = struct.Struct("<IIQQQQQQ16sQQQQ")
 #: Tracepoint fields the program reads (TRACEPOINT_PROBE args), checked in tracefs first.
 TRACEPOINT_FIELDS = {
-    "sched_wakeup": ("pid",), "sched_wakeup_new": ("pid",),
-    "sched_switch": ("prev_pid", "prev_state", "next_pid"),
-    "sched_process_exit": ("pid", "comm"),
+    "sched:sched_wakeup": ("pid",), "sched:sched_wakeup_new": ("pid",),
+    "sched:sched_switch": ("prev_pid", "prev_state", "next_pid"),
+    "sched:sched_process_exit": ("pid", "comm"),
+    # Interrupt-context brackets (external wakeups): only their presence matters.
+    **{f"{cat}:{ev}_{edge}": () for cat, ev in (
+        ("timer", "hrtimer_expire"), ("timer", "timer_expire"), ("irq", "irq_handler"),
+        ("irq", "softirq")) for edge in ("entry", "exit")},
 }
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 _BPF_ENABLE_STATS = 32
@@ -80,11 +85,16 @@ def cflags(max_tasks: int, ringbuf_pages: int) -> list[str]:
 
 
 def parse_exit_event(raw: bytes) -> TaskExit:
-    (pid, tgid, born, first, exit_ts, oncpu, wait, _flags, comm, wake_wait,
-     wakes) = EXIT_EVENT.unpack_from(raw)
+    (pid, tgid, born, first, exit_ts, oncpu, wait, _flags, comm, wake_wait, wakes,
+     ext_wait, ext_wakes) = EXIT_EVENT.unpack_from(raw)
     return TaskExit(pid=pid, tgid=tgid, comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
                     born_ns=born, first_run_ns=first, exit_ns=exit_ts, oncpu_ns=oncpu,
-                    wait_ns=wait, wake_wait_ns=wake_wait, wakes=wakes)
+                    wait_ns=wait, wake_wait_ns=wake_wait, wakes=wakes,
+                    ext_wait_ns=ext_wait, ext_wakes=ext_wakes)
+
+
+#: Cumulative per-task figures of the table, in TaskTimes/TaskWindow order.
+TASK_FIELDS = ("oncpu_ns", "wait_ns", "wake_wait_ns", "wakes", "ext_wait_ns", "ext_wakes")
 
 
 class TaskTimes(NamedTuple):
@@ -94,6 +104,8 @@ class TaskTimes(NamedTuple):
     wait_ns: int                  # runqueue wait of every kind
     wake_wait_ns: int             # the part after wakeups (the rest: preemptions, 1st run)
     wakes: int                    # wakeup waits in wake_wait_ns
+    ext_wait_ns: int              # the part of wake_wait_ns after external wakeups
+    ext_wakes: int
 
 
 @dataclass(frozen=True)
@@ -213,14 +225,15 @@ class BpfSchedSource:
     def check_tracepoints(self) -> None:
         """Every field the program reads must be in this kernel's tracefs format: a kernel
         that renamed or dropped one gets a clear reason instead of a compile error."""
-        for event, needed in TRACEPOINT_FIELDS.items():
+        for name, needed in TRACEPOINT_FIELDS.items():
+            category, event = name.split(":")
             try:
-                fields = self.host.tracepoint_format("sched", event)
+                fields = self.host.tracepoint_format(category, event)
             except (OSError, ValueError) as exc:
-                raise BpfUnavailable(f"tracepoint sched:{event} unreadable: {exc}") from None
+                raise BpfUnavailable(f"tracepoint {name} unreadable: {exc}") from None
             missing = [f for f in needed if f not in fields]
             if missing:
-                raise BpfUnavailable(f"tracepoint sched:{event} has no field "
+                raise BpfUnavailable(f"tracepoint {name} has no field "
                                      f"{', '.join(missing)} in this kernel's tracefs format")
 
     def close(self) -> None:
@@ -287,6 +300,7 @@ class BpfSchedSource:
         cost = self._read_cost()
         delta = counters_delta(now, self._prev)
         wake = now.hist("WAKE") - self._prev.hist("WAKE")
+        ext = now.hist("EXT") - self._prev.hist("EXT")
         preempt = now.hist("PREEMPT") - self._prev.hist("PREEMPT")
         resp = now.hist("RESP") - self._prev.hist("RESP")
         rq = wake + preempt + resp  # every runqueue wait, whatever its cause
@@ -298,6 +312,7 @@ class BpfSchedSource:
             rq_sum_ns=rq.sum_ns,
             rq_hist=rq,
             wake_hist=wake,
+            ext_hist=ext,
             preempt_hist=preempt,
             resp_hist=resp,
             turn_hist=turn,
@@ -317,7 +332,7 @@ class BpfSchedSource:
 
     def task_times(self) -> dict[int, TaskTimes]:
         """Cumulative times per task the table holds now."""
-        snap = self._task_view[["pid", "oncpu_ns", "wait_ns", "wake_wait_ns", "wakes"]].copy() \
+        snap = self._task_view[["pid", *TASK_FIELDS]].copy() \
             if self._task_view is not None else None
         if snap is None:
             raise RuntimeError("BPF source is not loaded")
@@ -332,7 +347,7 @@ class BpfSchedSource:
     def window_tasks(self, exited: tuple[TaskExit, ...]) -> tuple[TaskWindow, ...]:
         """Each task's times since the previous call, for tasks that ran or waited
         meanwhile.  Exited tasks count with the final totals of their exit records."""
-        now = self._task_view[["pid", "oncpu_ns", "wait_ns", "wake_wait_ns", "wakes"]].copy() \
+        now = self._task_view[["pid", *TASK_FIELDS]].copy() \
             if self._task_view is not None else None
         if now is None:
             raise RuntimeError("BPF source is not loaded")
@@ -343,11 +358,11 @@ class BpfSchedSource:
         # (a recycled pid — the old task exited, a new one got its number — starts at 0:
         # an unsigned difference would wrap to ~1.8e19 ns).
         live = now["pid"] != 0
-        same = (live & (now["pid"] == prev["pid"]) & (now["oncpu_ns"] >= prev["oncpu_ns"])
-                & (now["wait_ns"] >= prev["wait_ns"])
-                & (now["wake_wait_ns"] >= prev["wake_wait_ns"]) & (now["wakes"] >= prev["wakes"]))
-        fields = ("oncpu_ns", "wait_ns", "wake_wait_ns", "wakes")
-        deltas = [np.where(same, now[f] - prev[f], now[f]).astype(np.int64) for f in fields]
+        same = live & (now["pid"] == prev["pid"])
+        for f in TASK_FIELDS:
+            same &= now[f] >= prev[f]
+        deltas = [np.where(same, now[f] - prev[f], now[f]).astype(np.int64)
+                  for f in TASK_FIELDS]
         active = live & ((deltas[0] > 0) | (deltas[1] > 0))
         columns = [*(d[active] for d in deltas), now["pid"][active].astype(np.int64)]
         tasks = [TaskWindow(*row) for row in np.stack(columns, 1).tolist()] if columns[0].size \
@@ -357,8 +372,9 @@ class BpfSchedSource:
         mask = self.max_tasks - 1
         for e in exited:
             old = prev[e.pid & mask]
-            base = [int(old[f]) for f in fields] if old["pid"] == e.pid else [0, 0, 0, 0]
-            final = (e.oncpu_ns, e.wait_ns, e.wake_wait_ns, e.wakes)
+            base = ([int(old[f]) for f in TASK_FIELDS] if old["pid"] == e.pid
+                    else [0] * len(TASK_FIELDS))
+            final = (e.oncpu_ns, e.wait_ns, e.wake_wait_ns, e.wakes, e.ext_wait_ns, e.ext_wakes)
             if all(f >= b for f, b in zip(final, base, strict=True)) and (
                     final[0] > base[0] or final[1] > base[1]):
                 tasks.append(TaskWindow(*(f - b for f, b in zip(final, base, strict=True)),

@@ -67,6 +67,6 @@ class SchedstatSource:
             if old is None or cpu < old[0] or wait < old[1]:
                 old = (0, 0, 0)
             if cpu > old[0] or wait > old[1]:
-                tasks.append(TaskWindow(cpu - old[0], wait - old[1], -1, -1, tid))
+                tasks.append(TaskWindow(cpu - old[0], wait - old[1], -1, -1, pid=tid))
         self._window_prev = now
         return tuple(tasks)
