@@ -391,11 +391,14 @@ def bpf_telemetry(r: Record, state: Path) -> None:
                 data |= {"waker_bpf_us": round(bpf_us, 1),
                          "waker_cyclictest_us": round(summary.avg_us, 1)}
                 # cyclictest's span (timer expiry → its clock read in user space) contains
-                # BPF's (wakeup → on CPU); emulated interrupt delivery makes the rest large
-                # here, so the check is that BPF sees most of what cyclictest feels.
+                # BPF's (wakeup → on CPU); the rest is interrupt delivery and the return to
+                # user space, ≈ 0.6–0.7 ms under emulation (≈ 50 µs on the host).
                 r.check(f"{label}: the waker's wakeup latency agrees with cyclictest",
-                        0.5 * summary.avg_us <= bpf_us <= summary.avg_us + 50,
+                        summary.avg_us - 1000 <= bpf_us <= summary.avg_us + 50,
                         [bpf_us, summary.avg_us, waker[0].wakes, summary.cycles])
+                r.check(f"{label}: the waker's wakeups are external (hrtimer)",
+                        waker[0].ext_wakes >= 0.9 * waker[0].wakes,
+                        [waker[0].ext_wakes, waker[0].wakes])
             r.data[label] = data
         if len(waker_us) == 2:
             r.check("scx_simple makes the waker wait longer than the fair scheduler",
