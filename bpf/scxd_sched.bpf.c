@@ -308,6 +308,9 @@ TRACEPOINT_PROBE(sched, sched_switch)
     if (cur) {
         cur->pid = next;
         cur->since = now;
+        /* No interrupt handler is running across a context switch: a depth left over by an
+         * entry probe attached before its exit probe (or any missed exit) ends here. */
+        cur->irq_depth = 0;
     }
     return 0;
 }
