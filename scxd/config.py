@@ -108,9 +108,11 @@ class PolicyConfig(Section):
                            "name)")
     preset: str = Field("default", description="preset of that scheduler (a catalog preset)")
     objective: Literal["balanced", "latency", "throughput"] = Field(
-        "balanced", description="balanced = turnaround + response + fairness CV, each "
-        "relative to the fair scheduler; latency = runqueue latency p99; throughput = work "
-        "completed per second")
+        "balanced", description="what the reward counts as progress lost relative to the "
+        "fair scheduler: balanced = time periodic/interactive tasks wait after timer, IRQ "
+        "or IO wakeups + work completed per second; latency = that wait + its p99; "
+        "throughput = work completed per second (scxd/reward.py; checked against the "
+        "workloads' own outcomes by `scxd replay validate-reward`)")
     busy_cpu_pct: float = Field(90.0, ge=1.0, le=100.0, json_schema_extra=unit("%"),
                                 description="rule: a window is busy when its busiest-CPU "
                                 "mean utilisation is at least this")
@@ -151,10 +153,10 @@ class GuardConfig(Section):
                                 description="swap budget per sliding hour (0 = never swap)")
     regression_margin: float = Field(0.5, ge=0.0, le=10.0, json_schema_extra=unit("ratio"),
                                      description="go back to the fair scheduler when the "
-                                     "chosen one is worse than the fair reference by more "
-                                     "than this (0.5 = 50 %, geometric mean of the "
-                                     "objective's terms; per-window noise is large, so only "
-                                     "gross regressions are caught quickly)")
+                                     "chosen one's cost exceeds the fair reference's by more "
+                                     "than this (the cost is the fraction of progress lost: "
+                                     "0.5 ≈ half; per-window noise is large, so only gross "
+                                     "regressions are caught quickly)")
     regression_windows: int = Field(6, ge=1, le=1000, json_schema_extra=unit("windows"),
                                     description="scored windows whose median the regression "
                                     "guard compares")

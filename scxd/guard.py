@@ -8,10 +8,10 @@ Rules, in order (:meth:`Guard.review`):
 3. **freeze** — hold whatever runs (optionally until an expiry).
 4. **regression** — if the median cost of the chosen scheduler's last ``regression_windows``
    scored windows exceeds the fair scheduler's recent baseline by more than
-   log(1 + ``regression_margin``) — costs are mean log-ratios against the fair reference
-   (:mod:`scxd.reward`), so a margin of 0.5 means "50 % worse, geometric mean over the
-   objective's terms" — go back to the fair scheduler now (this bypasses dwell and budget:
-   it is the safety path).
+   log(1 + ``regression_margin``) — costs estimate the fraction of progress lost against
+   the fair reference (:mod:`scxd.reward`: log ratios of work rates, differences of wait
+   shares), so a margin of 0.5 means "about 40 % of progress lost" — go back to the fair
+   scheduler now (this bypasses dwell and budget: it is the safety path).
 5. **dwell** — no swap before ``min_dwell`` seconds on the current scheduler.
 6. **budget** — at most ``swaps_per_hour`` swaps in any sliding hour.
 

@@ -1,31 +1,41 @@
 """A window's cost under a configurable objective (pure).  Lower cost is better; reward = −cost.
 
-Terms (raw, in base units, logged separately in the journal so offline replay can recompute
-any objective):
+The cost estimates **the fraction of progress the workload loses relative to the fair
+scheduler**, summed over the two ways a scheduler can lose it (../shared/learning.md, "The
+reward must agree with the workload"; checked with ``scxd replay validate-reward``):
 
-* ``turnaround_s`` — mean turnaround of tasks born and exited in the window (BPF);
-* ``response_s`` — mean creation → first-run time of new tasks (BPF);
-* ``fairness_cv`` — CV of CPU time among tasks that waited;
-* ``runq_p99_s`` — runqueue latency p99 (BPF histogram; the mean in schedstat mode);
-* ``completed_per_s`` — tasks completed per second;
-* ``user_cpu`` — user CPU seconds per second (all CPUs).
+* **Tasks waiting on the outside world** — periodic, interactive and IO-driven tasks are
+  woken from interrupt context (an expiring timer, a device interrupt, a network or block
+  softirq).  What they lose is the time they then wait for a CPU: the worst such task's
+  share of the window spent waiting after external wakeups (``ext_wait_share``, 0…1; a
+  periodic task that misses its periods approaches 1).  It enters as the difference from the
+  fair reference, in the same units as a fraction of work.  Wakeups of one task by another
+  (pipes, sockets, futexes, a child's exit) are a pipeline's internal hand-offs: how long
+  they wait shows in how much work the pipeline completes, so they are not charged twice —
+  and throughput schedulers batch such hand-offs on purpose (longer waits, more work done).
+* **Work completed** (``completed_per_s``) — tasks that finished per second (BPF exits):
+  work done per second that does not depend on how much CPU it took, so a scheduler doing
+  the same work with less CPU is not penalised (v1's user-CPU term did exactly that).  It
+  enters as ``log(reference / rate)`` (≈ the fraction of work lost for small changes) and is
+  neutral when the fair reference completes fewer than :data:`MIN_COMPLETIONS_PER_S`.
 
-Each term is divided by the *fair scheduler's recent reference* — the median of that term
-over the fair scheduler's last scored windows — so no unit dominates and a ratio of 1 means
-"as good as the fair scheduler".  The cost is the mean of the ratios' natural logarithms,
-each clipped to ±``LOG_CLIP``: per-window ratios are heavy-tailed (one window's turnaround
-can be 100× the reference), and a plain mean of ratios let single outliers dominate (seen in
-the daemon tests: the fair scheduler's own mean ratio-cost was 12.8, not 3).  A term without
-a reference (none yet, or zero) or missing from the window counts as ratio 1 (log 0,
-neutral) and is named in ``neutral``.
+Neither preemption waits of CPU hogs (time-sharing, expected under load) nor the runqueue
+latency that mixes them with wakeups (v1) enters an objective.  CPU-bound work that
+completes nothing shows no work rate here: its scheduler-dependent efficiency (cache and
+TLB refills after preemptions) is not observable without hardware counters, which neither
+the development VM nor the emulated test bed has — an honest gap, logged as
+``preempt_per_s`` for policies and later objectives.
 
-Objectives (cost 0 = as good as the fair scheduler; +0.1 ≈ 10 % worse):
+Terms are logged raw (``terms`` in the journal) so replay can recompute any objective.  A
+term without a reference (none yet, zero, below its floor) or missing from the window
+counts as 0 and is named in ``neutral``; log terms are clipped to ±``LOG_CLIP``.
 
-* ``balanced`` — mean log of turnaround/ref, response/ref, fairness/ref (the earlier study's
-  L = T + R + CV, each term normalised);
-* ``latency`` — log of runq_p99/ref;
-* ``throughput`` — −mean log of completed/ref and user_cpu/ref (work done per second:
-  higher is better, hence the sign).
+Objectives (cost 0 = as good as the fair scheduler; +0.1 ≈ 10 % of progress lost):
+
+* ``balanced`` (default) — ``ext_wait_share`` + ``completed_per_s``;
+* ``latency`` — ``ext_wait_share`` + the external wakeup latency p99 (log ratio): the
+  tail a periodic task sees even when it does not miss periods;
+* ``throughput`` — ``completed_per_s``.
 """
 
 from __future__ import annotations
@@ -38,21 +48,92 @@ from dataclasses import dataclass, field
 
 from scxd.types import Window
 
-OBJECTIVES = ("balanced", "latency", "throughput")
-#: term name → window metric it is read from.
-TERM_METRICS = {
-    "turnaround_s": "turnaround_avg_s", "response_s": "response_avg_s",
-    "fairness_cv": "fairness_cv", "runq_p99_s": "runq_latency_p99_s",
-    "completed_per_s": "tasks_completed_per_s",
-}
-TERMS = (*TERM_METRICS, "user_cpu")
 #: A term's log-ratio is clipped to ±this (a factor of e^3 ≈ 20 either way).
 LOG_CLIP = 3.0
-OBJECTIVE_TERMS = {
-    "balanced": ("turnaround_s", "response_s", "fairness_cv"),
-    "latency": ("runq_p99_s",),
-    "throughput": ("completed_per_s", "user_cpu"),
+#: Fewer wakeup waits than this in a window: its latency quantiles are not measured.
+MIN_WAKEUPS = 20
+#: Fewer new tasks than this in a window: its mean response is not measured.
+MIN_RESPONSES = 1
+#: The fair reference completing fewer tasks per second than this: completion is neutral.
+MIN_COMPLETIONS_PER_S = 1.0
+
+
+SCALES = ("log", "share")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One raw reward input: which window metric, its direction, how it compares with the
+    fair reference (``log`` ratio, or ``share`` difference for fractions of time), and its
+    materiality floors."""
+
+    name: str
+    metric: str
+    higher_is_better: bool
+    unit: str
+    doc: str
+    count_metric: str = ""        # events the figure rests on …
+    min_count: float = 0.0        # … at least this many, else not measured
+    min_reference: float = 0.0    # a fair reference below this makes the term neutral
+    scale: str = "log"
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"term {self.name}: scale must be one of {SCALES}")
+
+
+TERM_SPECS: tuple[Term, ...] = (
+    Term("ext_wait_share", "external_wait_share_max", False, "s/s",
+         "the worst task's share of time waiting for a CPU after external wakeups",
+         scale="share"),
+    Term("ext_wakeup_p99_s", "external_wakeup_latency_p99_s", False, "s",
+         "external wakeup latency p99 (timer/IRQ/softirq wakeup → on a CPU)",
+         "external_wakeup_waits_total_delta", MIN_WAKEUPS),
+    Term("light_wakeup_s", "light_wakeup_latency_mean_s", False, "s",
+         "mean wakeup latency of light tasks (logged)", "light_wakeups_total_delta",
+         MIN_WAKEUPS),
+    Term("wakeup_p99_s", "wakeup_latency_p99_s", False, "s",
+         "wakeup latency p99 (woken from sleep → on a CPU)",
+         "wakeup_waits_total_delta", MIN_WAKEUPS),
+    Term("wakeup_mean_s", "wakeup_latency_mean_s", False, "s", "mean wakeup latency",
+         "wakeup_waits_total_delta", MIN_WAKEUPS),
+    Term("response_s", "response_avg_s", False, "s",
+         "mean new-task response (creation → first run)", "responses_total_delta",
+         MIN_RESPONSES),
+    Term("completed_per_s", "tasks_completed_per_s", True, "1/s",
+         "tasks completed per second", min_reference=MIN_COMPLETIONS_PER_S),
+    Term("preempt_per_s", "preemptions_per_s_per_core", False, "1/s/CPU",
+         "preemptions (switched out while runnable) per second per CPU"),
+    Term("preempt_wait_s", "preempt_wait_mean_s", False, "s",
+         "mean preemption wait (logged, in no objective)", "preempt_waits_total_delta",
+         MIN_WAKEUPS),
+    Term("turnaround_s", "turnaround_avg_s", False, "s",
+         "mean turnaround of tasks born and exited in the window", "turnarounds_total_delta",
+         1),
+    Term("fairness_cv", "fairness_cv", False, "ratio", "CV of CPU time among tasks that "
+         "waited"),
+    Term("runq_p99_s", "runq_latency_p99_s", False, "s",
+         "runqueue latency p99, every cause (v1)"),
+    Term("user_cpu", "T_cpu_user_avg", True, "CPU s/s", "user CPU seconds per second (v1)"),
+    Term("v1_completed_per_s", "tasks_completed_per_s", True, "1/s",
+         "tasks completed per second, without a materiality floor (v1)"),
+)
+TERMS_BY_NAME: dict[str, Term] = {t.name: t for t in TERM_SPECS}
+TERMS = tuple(TERMS_BY_NAME)
+OBJECTIVE_TERMS: dict[str, tuple[str, ...]] = {
+    "balanced": ("ext_wait_share", "completed_per_s"),
+    "latency": ("ext_wait_share", "ext_wakeup_p99_s"),
+    "throughput": ("completed_per_s",),
 }
+OBJECTIVES = tuple(OBJECTIVE_TERMS)
+#: v1's objectives, for replay's comparison only (not configurable): their "throughput"
+#: rewarded user CPU, their "latency" mixed preemption waits into the runqueue latency.
+LEGACY_OBJECTIVE_TERMS: dict[str, tuple[str, ...]] = {
+    "v1_balanced": ("turnaround_s", "response_s", "fairness_cv"),
+    "v1_latency": ("runq_p99_s",),
+    "v1_throughput": ("v1_completed_per_s", "user_cpu"),
+}
+ALL_OBJECTIVE_TERMS = {**OBJECTIVE_TERMS, **LEGACY_OBJECTIVE_TERMS}
 
 
 def window_terms(window: Window) -> dict[str, float | None]:
@@ -64,28 +145,28 @@ def terms_from_metrics(m: Mapping[str, float]) -> dict[str, float | None]:
     """Raw terms from a window's metrics (a journal record's ``metrics``: offline replay
     recomputes terms with the current definitions rather than trusting recorded ones)."""
     terms: dict[str, float | None] = {}
-    for term, metric in TERM_METRICS.items():
-        v = m.get(metric)
-        terms[term] = float(v) if v is not None and math.isfinite(v) else None
+    for t in TERM_SPECS:
+        v = m.get(t.metric)
+        if v is None or not math.isfinite(v):
+            terms[t.name] = None
+            continue
+        if t.count_metric and m.get(t.count_metric, 0.0) < t.min_count:
+            terms[t.name] = None
+            continue
+        terms[t.name] = float(v)
     if terms["runq_p99_s"] is None and "runq_latency_mean_s" in m:
-        terms["runq_p99_s"] = float(m["runq_latency_mean_s"])  # schedstat mode
-    # A window in which no task was born and exited has no turnaround/response to judge.
-    if not m.get("turnarounds_total_delta"):
-        terms["turnaround_s"] = None
-    if not m.get("responses_total_delta"):
-        terms["response_s"] = None
-    user = m.get("T_cpu_user_avg")
-    ncpus = m.get("ncpus", 1.0)
-    terms["user_cpu"] = user / 100.0 * ncpus if user is not None else None
+        terms["runq_p99_s"] = float(m["runq_latency_mean_s"])  # schedstat mode (v1)
+    if terms["user_cpu"] is not None:
+        terms["user_cpu"] = terms["user_cpu"] / 100.0 * m.get("ncpus", 1.0)
     return terms
 
 
 @dataclass(frozen=True)
 class Cost:
     objective: str
-    value: float                    # mean clipped log-ratio; lower is better, 0 = fair
+    value: float                    # fraction of progress lost vs fair; lower is better
     ratios: dict[str, float]        # term / fair reference (1.0 where neutral)
-    neutral: tuple[str, ...]        # terms that counted as ratio 1
+    neutral: tuple[str, ...]        # terms that counted as 0
 
     @property
     def reward(self) -> float:
@@ -94,24 +175,31 @@ class Cost:
 
 def cost(terms: Mapping[str, float | None], objective: str,
          reference: Mapping[str, float]) -> Cost:
-    if objective not in OBJECTIVES:
+    if objective not in ALL_OBJECTIVE_TERMS:
         raise ValueError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")
     ratios: dict[str, float] = {}
-    logs: list[float] = []
+    parts: list[float] = []
     neutral: list[str] = []
-    for term in OBJECTIVE_TERMS[objective]:
-        v, ref = terms.get(term), reference.get(term)
-        if v is None or ref is None or ref <= 0 or not math.isfinite(ref):
-            ratios[term] = 1.0
-            neutral.append(term)
-            logs.append(0.0)
+    for name in ALL_OBJECTIVE_TERMS[objective]:
+        spec = TERMS_BY_NAME[name]
+        v, ref = terms.get(name), reference.get(name)
+        usable_ref = ref is not None and math.isfinite(ref) and ref >= spec.min_reference
+        if spec.scale == "log":
+            usable_ref = usable_ref and ref > 0
+        if v is None or not usable_ref:
+            ratios[name] = 1.0
+            neutral.append(name)
+            parts.append(0.0)
             continue
-        ratios[term] = v / ref
-        log_ratio = math.log(v / ref) if v > 0 else -LOG_CLIP
-        logs.append(max(-LOG_CLIP, min(LOG_CLIP, log_ratio)))
-    value = sum(logs) / len(logs)
-    if objective == "throughput":
-        value = -value
+        ratios[name] = v / ref if ref else math.inf if v else 1.0
+        sign = -1.0 if spec.higher_is_better else 1.0  # more work done = lower cost
+        if spec.scale == "share":
+            parts.append(sign * (v - ref))
+            continue
+        log_ratio = math.log(v / ref) if v > 0 else -math.inf
+        parts.append(max(-LOG_CLIP, min(LOG_CLIP, sign * log_ratio)))
+    legacy = objective in LEGACY_OBJECTIVE_TERMS
+    value = sum(parts) / len(parts) if legacy else sum(parts)
     return Cost(objective, value, ratios, tuple(neutral))
 
 

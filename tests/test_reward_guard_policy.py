@@ -16,7 +16,7 @@ from scxd.policy.base import PolicyEnv
 from scxd.policy.baseline import FixedPolicy, RulePolicy
 from scxd.policy.registry import make_policy
 from scxd.probe import Availability, ProbedCatalog
-from scxd.reward import FairReference, cost, window_terms
+from scxd.reward import OBJECTIVES, FairReference, cost, window_terms
 from scxd.types import Window
 
 CAT = build_catalog()
@@ -63,39 +63,60 @@ def test_schedstat_mode_uses_the_mean_latency():
     assert window_terms(w)["runq_p99_s"] == 1e-4
 
 
-def test_balanced_cost_is_relative_to_fair():
-    ref = {"turnaround_s": 0.2, "response_s": 1e-4, "fairness_cv": 0.5}
-    same = cost(window_terms(window()), "balanced", ref)
+def test_balanced_cost_is_progress_lost_relative_to_fair():
+    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0}
+    same = cost(window_terms(window(external_wait_share_max=0.1)), "balanced", ref)
     assert same.value == pytest.approx(0.0) and same.neutral == ()
-    worse = cost(window_terms(window(turnaround_avg_s=0.4)), "balanced", ref)
-    assert worse.value == pytest.approx(math.log(2) / 3) and worse.ratios["turnaround_s"] == 2.0
-    assert worse.reward == -worse.value
-    better = cost(window_terms(window(response_avg_s=0.5e-4)), "balanced", ref)
-    assert better.value == pytest.approx(-math.log(2) / 3)
+    # A periodic task now waits 40 % of its time instead of 10 %: 0.3 of its progress lost.
+    late = cost(window_terms(window(external_wait_share_max=0.4)), "balanced", ref)
+    assert late.value == pytest.approx(0.3) and late.ratios["ext_wait_share"] == 4.0
+    assert late.reward == -late.value
+    # Twice the work completed: log(1/2) less cost, whatever CPU it took.
+    more = cost(window_terms(window(external_wait_share_max=0.1, tasks_completed_per_s=20.0,
+                                    T_cpu_user_avg=10.0)), "balanced", ref)
+    assert more.value == pytest.approx(-math.log(2))
+    both = cost(window_terms(window(external_wait_share_max=0.4, tasks_completed_per_s=20.0)),
+                "balanced", ref)
+    assert both.value == pytest.approx(0.3 - math.log(2))
 
 
-def test_outliers_are_clipped():
-    ref = {"turnaround_s": 0.2, "response_s": 1e-4, "fairness_cv": 0.5}
-    wild = cost(window_terms(window(turnaround_avg_s=200.0)), "balanced", ref)
-    assert wild.ratios["turnaround_s"] == 1000.0 and wild.value == pytest.approx(3.0 / 3)
-    zero = cost(window_terms(window(fairness_cv=0.0)), "balanced", ref)
-    assert zero.value == pytest.approx(-3.0 / 3)
+def test_log_terms_are_clipped_and_share_terms_bounded():
+    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0}
+    wild = cost(window_terms(window(external_wait_share_max=1.0, tasks_completed_per_s=0.0)),
+                "balanced", ref)
+    assert wild.value == pytest.approx(0.9 + 3.0)
 
 
-def test_missing_reference_or_term_is_neutral():
+def test_missing_reference_floor_or_term_is_neutral():
     c = cost(window_terms(window()), "balanced", {})
-    assert c.value == 0.0 and set(c.neutral) == {"turnaround_s", "response_s", "fairness_cv"}
-    c = cost({"runq_p99_s": None}, "latency", {"runq_p99_s": 1.0})
-    assert c.value == 0.0 and c.neutral == ("runq_p99_s",)
+    assert c.value == 0.0 and set(c.neutral) == {"ext_wait_share", "completed_per_s"}
+    # A workload that completes < 1 task/s under the fair scheduler: completion is noise.
+    c = cost(window_terms(window(tasks_completed_per_s=0.1)), "throughput",
+             {"completed_per_s": 0.5})
+    assert c.value == 0.0 and c.neutral == ("completed_per_s",)
+    # Too few external wakeups for a p99.
+    t = window_terms(window(external_wakeup_latency_p99_s=1e-3,
+                            external_wakeup_waits_total_delta=3))
+    assert t["ext_wakeup_p99_s"] is None
 
 
 def test_latency_and_throughput_signs():
-    ref = {"runq_p99_s": 1e-3, "completed_per_s": 10.0, "user_cpu": 1.0}
-    assert cost(window_terms(window()), "latency", ref).value == pytest.approx(math.log(2))
+    ref = {"ext_wait_share": 0.0, "ext_wakeup_p99_s": 1e-3, "completed_per_s": 10.0}
+    w = window(external_wait_share_max=0.2, external_wakeup_latency_p99_s=2e-3,
+               external_wakeup_waits_total_delta=100)
+    assert cost(window_terms(w), "latency", ref).value == pytest.approx(0.2 + math.log(2))
     tp = cost(window_terms(window(tasks_completed_per_s=20.0)), "throughput", ref)
-    assert tp.value == pytest.approx(-math.log(2) / 2)  # more work: lower cost
+    assert tp.value == pytest.approx(-math.log(2))  # more work: lower cost
     with pytest.raises(ValueError, match="unknown objective"):
         cost({}, "speed", ref)
+
+
+def test_v1_objectives_are_kept_for_comparison():
+    """replay validate-reward --legacy: v1's objectives averaged clipped log ratios."""
+    ref = {"turnaround_s": 0.2, "response_s": 1e-4, "fairness_cv": 0.5}
+    worse = cost(window_terms(window(turnaround_avg_s=0.4)), "v1_balanced", ref)
+    assert worse.value == pytest.approx(math.log(2) / 3)
+    assert "v1_balanced" not in OBJECTIVES
 
 
 def test_fair_reference_is_a_rolling_median():

@@ -40,7 +40,14 @@ from typing import Any
 
 from scxd.replay.data import Dataset, DatasetError, load_dataset
 from scxd.replay.stats import kendall_tau_b, mean_se
-from scxd.reward import OBJECTIVES, FairReference, cost, terms_from_metrics
+from scxd.reward import (
+    ALL_OBJECTIVE_TERMS,
+    LEGACY_OBJECTIVE_TERMS,
+    OBJECTIVES,
+    FairReference,
+    cost,
+    terms_from_metrics,
+)
 from scxd.workloads import BY_NAME, Workload
 
 VERB = "validate-reward"
@@ -263,9 +270,12 @@ def markdown_table(rep: dict[str, Any]) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, required=True, metavar="DIR",
                    help="a packaged test-bed dataset (windows.jsonl.xz, runs.jsonl.xz)")
-    p.add_argument("--objective", action="append", choices=OBJECTIVES, metavar="NAME",
-                   help=f"objective to check (repeatable; default: all of "
+    p.add_argument("--objective", action="append", choices=list(ALL_OBJECTIVE_TERMS),
+                   metavar="NAME", help=f"objective to check (repeatable; default: all of "
                    f"{', '.join(OBJECTIVES)})")
+    p.add_argument("--legacy", action="store_true",
+                   help=f"also v1's objectives ({', '.join(LEGACY_OBJECTIVE_TERMS)}), for "
+                   "comparison")
     p.add_argument("--split", choices=SPLITS, default="none",
                    help="repeats: pick on even repeats, judge on odd ones and vice versa")
     fmt = p.add_mutually_exclusive_group()
@@ -285,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"scxd replay {VERB}: {exc}", file=sys.stderr)
         return 2
     objectives = list(dict.fromkeys(args.objective or OBJECTIVES))
+    if args.legacy:
+        objectives += [o for o in LEGACY_OBJECTIVE_TERMS if o not in objectives]
     rep = report(ds, objectives, args.split, default)
     if args.json:
         print(json.dumps(rep, indent=2))
