@@ -113,6 +113,7 @@ class TaskWindow(NamedTuple):
     ext_wait_ns: int = -1          # the part after external (interrupt-context) wakeups
     ext_wakes: int = -1
     pid: int = 0                   # the task (thread) id
+    kthread: bool = False          # a kernel thread (set by the sampler for external wakers)
 
 
 @dataclass(frozen=True)

@@ -147,10 +147,11 @@ def light_task_metrics(tasks: Sequence[TaskWindow], seconds: float, ncpus: int
 
 
 def external_wait_metrics(tasks: Sequence[TaskWindow], seconds: float) -> dict[str, float]:
-    """How much of their time tasks spent waiting for a CPU after external wakeups (timer,
-    IRQ, softirq): the worst task's share, and the sum over tasks (task-seconds per
-    second).  A periodic task that misses its periods shows a share near 1."""
-    waiting = [t for t in tasks if t.ext_wakes > 0]
+    """How much of their time user tasks spent waiting for a CPU after external wakeups
+    (timer, IRQ, softirq): the worst task's share, and the sum over tasks (task-seconds per
+    second).  A periodic task that misses its periods shows a share near 1.  Kernel threads
+    (RCU, kworkers) are left out: their waits are no user's latency."""
+    waiting = [t for t in tasks if t.ext_wakes > 0 and not t.kthread]
     if any(t.ext_wakes < 0 for t in tasks):
         return {}
     shares = [t.ext_wait_ns * NS / seconds for t in waiting]
@@ -309,12 +310,13 @@ class Windower:
                                      "sample_intervals_s": [round(i, 6) for i in intervals]}
         if end.window_tasks:
             # Compact per-task figures, busiest first, for offline analysis: on-CPU µs,
-            # wait µs, wakeup-wait µs, wakeups, external-wakeup-wait µs, external wakeups.
+            # wait µs, wakeup-wait µs, wakeups, external-wakeup-wait µs, external wakeups,
+            # kernel thread (1/0).
             def us(v: int) -> int:
                 return v // 1000 if v >= 0 else -1
 
             extras["tasks"] = [[us(t.oncpu_ns), us(t.wait_ns), us(t.wake_wait_ns), t.wakes,
-                                us(t.ext_wait_ns), t.ext_wakes]
+                                us(t.ext_wait_ns), t.ext_wakes, int(t.kthread)]
                                for t in sorted(end.window_tasks, key=lambda t: -t.oncpu_ns)]
         if errors:
             extras["errors"] = errors[-5:]

@@ -199,3 +199,19 @@ def test_light_tasks_wakeup_latency():
     assert light_task_metrics(herd, 2.0, 2)["light_tasks"] == 0
     # schedstat (no split): nothing claimed.
     assert light_task_metrics([TaskWindow(1, 1, -1, -1)], 2.0, 2) == {}
+
+
+def test_external_wait_share_is_the_worst_user_task():
+    """A periodic task waiting 40 % of its time after timer wakeups is the figure; a
+    kernel thread (RCU, kworker) waiting longer is left out; schedstat claims nothing."""
+    from scxd.types import TaskWindow
+    from scxd.window import external_wait_metrics
+
+    periodic = TaskWindow(10_000_000, 800_000_000, 800_000_000, 200, 800_000_000, 200, pid=7)
+    rcu = TaskWindow(1_000_000, 1_500_000_000, 1_500_000_000, 90, 1_500_000_000, 90, pid=9,
+                     kthread=True)
+    piped = TaskWindow(500_000_000, 300_000_000, 300_000_000, 5000, 0, 0, pid=8)
+    m = external_wait_metrics([periodic, rcu, piped], 2.0)
+    assert m["external_wait_share_max"] == pytest.approx(0.4)
+    assert m["external_wakers"] == 1
+    assert external_wait_metrics([TaskWindow(1, 1, -1, -1)], 2.0) == {}

@@ -135,6 +135,21 @@ class Sampler:
         log.warning("telemetry source failed: %s", text)
         return text
 
+    def _mark_kernel_threads(self, tasks: tuple[TaskWindow, ...]) -> tuple[TaskWindow, ...]:
+        """Flag the kernel threads among tasks woken from interrupt context: their waits
+        (RCU, kworkers) are no user's latency.  Only those tasks are looked up (a few per
+        window); one that vanished meanwhile counts as a user task."""
+        out = []
+        for t in tasks:
+            if t.ext_wakes > 0 and t.pid > 0:
+                try:
+                    kthread = bool(self.host.is_kernel_thread(t.pid))
+                except (OSError, ValueError):
+                    kthread = False
+                t = t._replace(kthread=kthread)
+            out.append(t)
+        return tuple(out)
+
     def sample(self, closes_window: bool = False) -> Sample:
         """One tick.  With ``closes_window`` the per-task CPU shares for fairness are read."""
         mono, wall = time.monotonic(), time.time()
@@ -150,7 +165,7 @@ class Sampler:
             try:
                 sched = self.sched.read()
                 if closes_window:
-                    tasks = self.sched.window_tasks(sched.task_exits)
+                    tasks = self._mark_kernel_threads(self.sched.window_tasks(sched.task_exits))
                     shares = tuple(t.oncpu_ns for t in tasks if t.wait_ns > 0)
             except Exception as exc:  # a broken source must not stop sampling
                 errors.append(self._fail(self.sched.name, exc))
