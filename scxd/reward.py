@@ -59,6 +59,13 @@ MIN_COMPLETIONS_PER_S = 1.0
 
 
 SCALES = ("log", "share")
+#: A periodic task may wait this share of its time after external wakeups before it is
+#: felt (e.g. 0.8 ms of a 16.7 ms frame): the external wait share is charged above it.
+WAIT_SHARE_SLACK = 0.05
+#: CPU time a preemption costs the preempted task — the switch itself plus refilling its
+#: caches and TLB (a few µs direct; tens to hundreds of µs indirect on memory-heavy work):
+#: an estimate, used to express the preemption rate as a fraction of CPU time lost.
+PREEMPTION_COST_S = 50e-6
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,9 @@ class Term:
     count_metric: str = ""        # events the figure rests on …
     min_count: float = 0.0        # … at least this many, else not measured
     min_reference: float = 0.0    # a fair reference below this makes the term neutral
-    scale: str = "log"
+    scale: str = "log"            # log: log ratio; share: per_unit × (v − ref) above slack
+    slack: float = 0.0            # share: values up to this are free
+    per_unit: float = 1.0         # share: progress lost per unit of the metric
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -84,8 +93,11 @@ class Term:
 
 TERM_SPECS: tuple[Term, ...] = (
     Term("ext_wait_share", "external_wait_share_max", False, "s/s",
-         "the worst task's share of time waiting for a CPU after external wakeups",
-         scale="share"),
+         "the worst user task's share of time waiting for a CPU after external wakeups",
+         scale="share", slack=WAIT_SHARE_SLACK),
+    Term("preempt_cost", "preemptions_per_s_per_core", False, "1/s/CPU",
+         "preemptions per second per CPU, charged PREEMPTION_COST_S of CPU time each",
+         scale="share", per_unit=PREEMPTION_COST_S),
     Term("ext_wakeup_p99_s", "external_wakeup_latency_p99_s", False, "s",
          "external wakeup latency p99 (timer/IRQ/softirq wakeup → on a CPU)",
          "external_wakeup_waits_total_delta", MIN_WAKEUPS),
@@ -121,9 +133,9 @@ TERM_SPECS: tuple[Term, ...] = (
 TERMS_BY_NAME: dict[str, Term] = {t.name: t for t in TERM_SPECS}
 TERMS = tuple(TERMS_BY_NAME)
 OBJECTIVE_TERMS: dict[str, tuple[str, ...]] = {
-    "balanced": ("ext_wait_share", "completed_per_s"),
+    "balanced": ("ext_wait_share", "completed_per_s", "preempt_cost"),
     "latency": ("ext_wait_share", "ext_wakeup_p99_s"),
-    "throughput": ("completed_per_s",),
+    "throughput": ("completed_per_s", "preempt_cost"),
 }
 OBJECTIVES = tuple(OBJECTIVE_TERMS)
 #: v1's objectives, for replay's comparison only (not configurable): their "throughput"
@@ -194,7 +206,8 @@ def cost(terms: Mapping[str, float | None], objective: str,
         ratios[name] = v / ref if ref else math.inf if v else 1.0
         sign = -1.0 if spec.higher_is_better else 1.0  # more work done = lower cost
         if spec.scale == "share":
-            parts.append(sign * (v - ref))
+            over = max(0.0, v - spec.slack) - max(0.0, ref - spec.slack)
+            parts.append(sign * spec.per_unit * over)
             continue
         log_ratio = math.log(v / ref) if v > 0 else -math.inf
         parts.append(max(-LOG_CLIP, min(LOG_CLIP, sign * log_ratio)))

@@ -318,6 +318,8 @@ def test_timer_wakeups_are_external_and_pipe_wakeups_are_not(bpf_source):
     assert cyc[0].ext_wakes >= 0.9 * cyc[0].wakes and cyc[0].wakes >= 250
     assert cyc[0].ext_wait_ns <= cyc[0].wake_wait_ns
     pipe = [e for e in s.task_exits if e.comm == "sched-pipe"]
-    assert pipe and all(e.wakes >= 1000 for e in pipe), [(e.comm, e.wakes) for e in pipe]
+    # Each of 3000 round trips wakes each side; wakes that found it still running (no
+    # wait) are not counted.
+    assert pipe and all(e.wakes >= 300 for e in pipe), [(e.comm, e.wakes) for e in pipe]
     assert all(e.ext_wakes <= 0.05 * e.wakes for e in pipe)
     assert s.ext_hist.count <= s.wake_hist.count and s.ext_hist.count >= cyc[0].ext_wakes

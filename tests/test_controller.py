@@ -119,7 +119,7 @@ def test_scorer_feeds_the_reference_only_from_default_fair():
         assert score.scored and score.for_guard is None
     assert s.reference.windows() == 3 and s.baseline_cost() is not None
     tuned = running_from(kernel("disabled"), own(TUNED_FAIR))
-    score = s.score(window(runq_latency_p99_s=4e-3), tuned, warm=True)
+    score = s.score(window(external_wakeup_latency_p99_s=4e-3), tuned, warm=True)
     assert score.for_guard == pytest.approx(math.log(2)) and s.reference.windows() == 3
     ours = running_from(kernel("enabled", "simple", 3), own(SIMPLE, "simple", 3))
     assert s.score(window(), ours, warm=True).for_guard == pytest.approx(0.0)

@@ -16,7 +16,7 @@ from scxd.policy.base import PolicyEnv
 from scxd.policy.baseline import FixedPolicy, RulePolicy
 from scxd.policy.registry import make_policy
 from scxd.probe import Availability, ProbedCatalog
-from scxd.reward import OBJECTIVES, FairReference, cost, window_terms
+from scxd.reward import OBJECTIVES, PREEMPTION_COST_S, FairReference, cost, window_terms
 from scxd.types import Window
 
 CAT = build_catalog()
@@ -30,7 +30,8 @@ def window(**metrics) -> Window:
             "runq_latency_p99_s": 2e-3, "runq_latency_mean_s": 1e-4,
             "tasks_completed_per_s": 10.0, "turnarounds_total_delta": 5.0,
             "responses_total_delta": 5.0, "T_cpu_user_avg": 50.0, "ncpus": 2.0,
-            "T_busiest_cpu_pct_avg": 20.0}
+            "T_busiest_cpu_pct_avg": 20.0, "external_wakeup_latency_p99_s": 2e-3,
+            "external_wakeup_waits_total_delta": 100.0, "preemptions_per_s_per_core": 100.0}
     base.update(metrics)
     return Window(0, 5, 0, 5, 5, base, ())
 
@@ -64,10 +65,11 @@ def test_schedstat_mode_uses_the_mean_latency():
 
 
 def test_balanced_cost_is_progress_lost_relative_to_fair():
-    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0}
+    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
     same = cost(window_terms(window(external_wait_share_max=0.1)), "balanced", ref)
     assert same.value == pytest.approx(0.0) and same.neutral == ()
     # A periodic task now waits 40 % of its time instead of 10 %: 0.3 of its progress lost.
+    # (Both above the 5 % slack; below it waiting is not felt.)
     late = cost(window_terms(window(external_wait_share_max=0.4)), "balanced", ref)
     assert late.value == pytest.approx(0.3) and late.ratios["ext_wait_share"] == 4.0
     assert late.reward == -late.value
@@ -80,20 +82,32 @@ def test_balanced_cost_is_progress_lost_relative_to_fair():
     assert both.value == pytest.approx(0.3 - math.log(2))
 
 
+def test_slack_and_preemption_cost():
+    ref = {"ext_wait_share": 0.0, "completed_per_s": 10.0, "preempt_cost": 100.0}
+    quiet = cost(window_terms(window(external_wait_share_max=0.04)), "balanced", ref)
+    assert quiet.value == pytest.approx(0.0)  # 4 % of a periodic task's time: not felt
+    felt = cost(window_terms(window(external_wait_share_max=0.25)), "balanced", ref)
+    assert felt.value == pytest.approx(0.20)
+    # 100 more preemptions per second per CPU cost 100 × 50 µs = 0.5 % of CPU time.
+    churn = cost(window_terms(window(preemptions_per_s_per_core=200.0)), "throughput", ref)
+    assert churn.value == pytest.approx(100 * PREEMPTION_COST_S) == pytest.approx(0.005)
+
+
 def test_log_terms_are_clipped_and_share_terms_bounded():
-    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0}
+    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
     wild = cost(window_terms(window(external_wait_share_max=1.0, tasks_completed_per_s=0.0)),
                 "balanced", ref)
-    assert wild.value == pytest.approx(0.9 + 3.0)
+    assert wild.value == pytest.approx((1.0 - 0.05) - (0.1 - 0.05) + 3.0)
 
 
 def test_missing_reference_floor_or_term_is_neutral():
     c = cost(window_terms(window()), "balanced", {})
-    assert c.value == 0.0 and set(c.neutral) == {"ext_wait_share", "completed_per_s"}
+    assert c.value == 0.0 and set(c.neutral) == {"ext_wait_share", "completed_per_s",
+                                                 "preempt_cost"}
     # A workload that completes < 1 task/s under the fair scheduler: completion is noise.
     c = cost(window_terms(window(tasks_completed_per_s=0.1)), "throughput",
              {"completed_per_s": 0.5})
-    assert c.value == 0.0 and c.neutral == ("completed_per_s",)
+    assert c.value == 0.0 and "completed_per_s" in c.neutral
     # Too few external wakeups for a p99.
     t = window_terms(window(external_wakeup_latency_p99_s=1e-3,
                             external_wakeup_waits_total_delta=3))
@@ -104,9 +118,9 @@ def test_latency_and_throughput_signs():
     ref = {"ext_wait_share": 0.0, "ext_wakeup_p99_s": 1e-3, "completed_per_s": 10.0}
     w = window(external_wait_share_max=0.2, external_wakeup_latency_p99_s=2e-3,
                external_wakeup_waits_total_delta=100)
-    assert cost(window_terms(w), "latency", ref).value == pytest.approx(0.2 + math.log(2))
+    assert cost(window_terms(w), "latency", ref).value == pytest.approx(0.2 - 0.05 + math.log(2))
     tp = cost(window_terms(window(tasks_completed_per_s=20.0)), "throughput", ref)
-    assert tp.value == pytest.approx(-math.log(2))  # more work: lower cost
+    assert tp.value == pytest.approx(-math.log(2))  # more work: lower cost (no preempt ref)
     with pytest.raises(ValueError, match="unknown objective"):
         cost({}, "speed", ref)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import math
 import statistics
@@ -197,7 +198,12 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none"
                 if None in halves:
                     skipped.append(f"{name}: too few repeats to split")
                     break
-                results[objective].append(_merge_halves(halves))
+                # Separability is a property of the workload: judged on every repeat.
+                whole = rank_workload(wl, halves[0].costs, arm_outcomes(runs, wl), None,
+                                      order)
+                merged = _merge_halves(halves)
+                results[objective].append(dataclasses.replace(
+                    merged, separable=bool(whole and whole.separable)))
     return results, list(dict.fromkeys(skipped))
 
 
@@ -207,7 +213,7 @@ def _merge_halves(halves: list[WorkloadResult | None]) -> WorkloadResult:
         a.workload, a.metric, a.direction, min(a.arms, b.arms), (a.tau + b.tau) / 2,
         f"{a.pick} | {b.pick}", (a.pick_outcome + b.pick_outcome) / 2,
         f"{a.best} | {b.best}", (a.best_outcome + b.best_outcome) / 2,
-        (a.loss_pct + b.loss_pct) / 2, a.separable and b.separable, a.costs, a.outcomes)
+        (a.loss_pct + b.loss_pct) / 2, False, a.costs, a.outcomes)
 
 
 def report(ds: Dataset, objectives: Sequence[str], split: str, default: str

@@ -87,17 +87,52 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
         "feature_version": header.get("feature_version"),
         "feature_names": header.get("feature_names"),
         "arms": arms, "workloads": header.get("workloads", {}),
+        "headlines": header.get("headlines", {}), "design": header.get("design", {}),
+        "recording_s": recording_seconds(runs),
         "windows": windows, "runs": len(runs), "failed_runs": failed,
         "skipped_lines": reader.skipped, "complete": complete,
         "scored_windows_per_cell": {f"{w} | {a}": per_cell[(w, a)]
                                     for w in workloads for a in arms},
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (dest / "README.md").write_text(readme(manifest, runs))
+    (dest / "README.md").write_text(readme(manifest, runs, reward_table(dest)))
     return {k: manifest[k] for k in ("windows", "runs", "failed_runs", "complete")}
 
 
-def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+def recording_seconds(runs: list[dict[str, Any]]) -> float:
+    """Wall time from the first cell's start to the last cell's end (resumed recordings
+    include the gaps between attempts)."""
+    spans = [(r["started"], r["started"] + r.get("seconds", 0.0)) for r in runs
+             if "started" in r]
+    return round(max(e for _, e in spans) - min(b for b, _ in spans), 1) if spans else 0.0
+
+
+def reward_table(dest: Path) -> list[str]:
+    """``scxd replay validate-reward`` on the packaged dataset, as README lines."""
+    from scxd.config import PolicyConfig
+    from scxd.replay.data import DatasetError, load_dataset
+    from scxd.replay.validate_reward import markdown_table, report
+    from scxd.reward import LEGACY_OBJECTIVE_TERMS, OBJECTIVES
+
+    try:
+        ds = load_dataset(dest)
+    except DatasetError as exc:
+        return [f"(validate-reward could not read the dataset: {exc})"]
+    rep = report(ds, [*OBJECTIVES, *LEGACY_OBJECTIVE_TERMS], "none", PolicyConfig().objective)
+    held = report(ds, list(OBJECTIVES), "repeats", PolicyConfig().objective)
+    return ["## Do the objectives agree with the workloads?", "",
+            "`scxd replay validate-reward --dataset DIR --legacy`: per workload, arms ranked by "
+            "the objective's mean cost and by the workload's own headline figure (Kendall τ; "
+            "τ over *separable* workloads, whose best and worst arms differ by more than 3 "
+            "standard errors), and the outcome lost by the objective's pick (v1_*: the "
+            "objectives of dataset v1, for comparison).", "",
+            *markdown_table(rep).splitlines(), "",
+            "Held out (`--split repeats`: pick on even repeats, judge on odd ones and vice "
+            "versa):", "", *markdown_table(held).splitlines(), ""]
+
+
+def readme(m: dict[str, Any], runs: list[dict[str, Any]],
+           reward_lines: list[str] | None = None) -> str:
     r = m["recorder"]
     tb = m.get("testbed", {})
     lines = [
@@ -123,15 +158,20 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"({r.get('window')} s windows) measured {r.get('warmup')} warm-up + "
         f"{r.get('windows')} scored windows; the workload's own",
         "outcome was parsed. Command lines are in `runs.jsonl.xz`; tool versions below.",
+        f"Recording time: {m.get('recording_s', 0) / 3600:.2f} h (first cell's start to the "
+        "last cell's end).",
         "",
+        *design_lines(m.get("design") or {}),
         "## Files",
         "",
         "* `windows.jsonl.xz` — scxd journal format (one CRC-checked JSON record per line,",
         "  header first; read with `scxd.testbed.dataset.load_windows`). Each window carries",
         "  `run_id`, `arm`, `workload`, `repeat`, `index`, `warmup`, the feature vector",
         f"  (schema `{m.get('feature_schema')}` v{m.get('feature_version')}), raw reward terms,",
-        "  every window metric, the BPF log2 histograms, and the logging propensity",
-        "  (uniform design: 1/number of arms).",
+        "  every window metric, the BPF log2 histograms, per-task figures (`tasks`: on-CPU µs,",
+        "  wait µs, wakeup-wait µs, wakeups, external-wakeup-wait µs, external wakeups,",
+        "  kernel thread) and the logging propensity (`decision.propensity`, with the arm's",
+        "  `origin` and, for parameter draws, `draw_probability`; see the design above).",
         "* `runs.jsonl.xz` — per cell: commands, seed, swap result, the workload's own",
         "  outcome (stress-ng bogo ops/s, perf/hackbench iteration times, cyclictest wakeup µs);",
         "  read with `scxd.testbed.dataset.load_runs`.",
@@ -152,8 +192,34 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"recipe {tb.get('recipe_version')}, {tb.get('clang', '')}.",
         "",
         *outcome_table(runs, m["arms"]),
+        *(reward_lines or []),
     ]
     return "\n".join(lines)
+
+
+def design_lines(design: dict[str, Any]) -> list[str]:
+    """The recording design and each arm's probability under it."""
+    if not design:
+        return []
+    out = ["## Recording design", "",
+           f"A complete block design over {len(design['arms'])} arms: every (workload, "
+           "repeat) block runs each arm once, in shuffled order, so a cell drawn at random "
+           f"from a block runs a given arm with probability 1/{len(design['arms'])} = "
+           f"{design['propensity']:.4f} — each window's logged propensity.  The arms are the "
+           "recorded schedulers' defaults and scx_loader modes, plus "
+           f"{design['draws']} parameter draws (seed {design['seed']}): the scheduler "
+           "uniformly among the tunable ones available, then each parameter independently "
+           "from the declared values (switches on with probability "
+           f"{design['p_switch_on']}); `draw_probability` is the exact probability of "
+           "one draw producing that configuration (product of the choices' probabilities).",
+           "", "| arm | origin | draw probability |", "|---|---|---|"]
+    for a in design["arms"]:
+        p = a.get("draw_probability")
+        out.append(f"| `{a['label']}` | {a['origin']} | {'—' if p is None else f'{p:.3g}'} |")
+    if design.get("skipped"):
+        out += ["", "Not recorded (not available in the test bed): "
+                + "; ".join(design["skipped"]) + "."]
+    return [*out, ""]
 
 
 def outcome_table(runs: list[dict[str, Any]], arms: list[str]) -> list[str]:
