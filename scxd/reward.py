@@ -8,23 +8,31 @@ reward must agree with the workload"; checked with ``scxd replay validate-reward
   woken from interrupt context (an expiring timer, a device interrupt, a network or block
   softirq).  What they lose is the time they then wait for a CPU: the worst such task's
   share of the window spent waiting after external wakeups (``ext_wait_share``, 0…1; a
-  periodic task that misses its periods approaches 1).  It enters as the difference from the
-  fair reference, in the same units as a fraction of work.  Wakeups of one task by another
+  periodic task that misses its periods approaches 1).  A task that waits a share s of its
+  time progresses at 1 − s of its unhindered rate, so the share enters as the log of that
+  slowdown against the fair reference's, −log(1 − s) + log(1 − s_fair) — the same units as
+  the work term — above a slack of :data:`WAIT_SHARE_SLACK` (a periodic task may wait that
+  much unfelt).  Wakeups of one task by another
   (pipes, sockets, futexes, a child's exit) are a pipeline's internal hand-offs: how long
   they wait shows in how much work the pipeline completes, so they are not charged twice —
   and throughput schedulers batch such hand-offs on purpose (longer waits, more work done).
 * **Work completed** (``completed_per_s``) — tasks that finished per second (BPF exits):
   work done per second that does not depend on how much CPU it took, so a scheduler doing
   the same work with less CPU is not penalised (v1's user-CPU term did exactly that).  It
-  enters as ``log(reference / rate)`` (≈ the fraction of work lost for small changes) and is
-  neutral when the fair reference completes fewer than :data:`MIN_COMPLETIONS_PER_S`.
+  enters as ``log((reference + k) / (rate + k))`` (≈ the fraction of work lost for small
+  changes) with a pseudo-count k = :data:`COMPLETIONS_PSEUDO_PER_S`, and only when the
+  fair reference completes at least :data:`MIN_COMPLETIONS_PER_S` (below, exits are
+  background noise).
+* **Preemptions** (``preempt_cost``) — each preemption costs the preempted task the switch
+  and refilling its caches and TLB, estimated at :data:`PREEMPTION_COST_S` of CPU; the rate
+  per CPU times that cost is the fraction of CPU time lost.  For CPU-bound work that
+  completes nothing it is the one lever a scheduler has; next to a felt wait it is small.
 
 Neither preemption waits of CPU hogs (time-sharing, expected under load) nor the runqueue
-latency that mixes them with wakeups (v1) enters an objective.  CPU-bound work that
-completes nothing shows no work rate here: its scheduler-dependent efficiency (cache and
-TLB refills after preemptions) is not observable without hardware counters, which neither
-the development VM nor the emulated test bed has — an honest gap, logged as
-``preempt_per_s`` for policies and later objectives.
+latency that mixes them with wakeups (v1) enters an objective.  The work done by CPU-bound
+tasks that complete nothing is not observable without hardware counters (instructions
+retired), which neither the development VM nor the emulated test bed has: preemptions stand
+in for its scheduler-dependent part.
 
 Terms are logged raw (``terms`` in the journal) so replay can recompute any objective.  A
 term without a reference (none yet, zero, below its floor) or missing from the window
@@ -32,10 +40,10 @@ counts as 0 and is named in ``neutral``; log terms are clipped to ±``LOG_CLIP``
 
 Objectives (cost 0 = as good as the fair scheduler; +0.1 ≈ 10 % of progress lost):
 
-* ``balanced`` (default) — ``ext_wait_share`` + ``completed_per_s``;
+* ``balanced`` (default) — ``ext_wait_share`` + ``completed_per_s`` + ``preempt_cost``;
 * ``latency`` — ``ext_wait_share`` + the external wakeup latency p99 (log ratio): the
   tail a periodic task sees even when it does not miss periods;
-* ``throughput`` — ``completed_per_s``.
+* ``throughput`` — ``completed_per_s`` + ``preempt_cost``.
 """
 
 from __future__ import annotations
@@ -54,11 +62,17 @@ LOG_CLIP = 3.0
 MIN_WAKEUPS = 20
 #: Fewer new tasks than this in a window: its mean response is not measured.
 MIN_RESPONSES = 1
-#: The fair reference completing fewer tasks per second than this: completion is neutral.
+#: Work completed counts when the fair reference completes at least this many tasks per
+#: second (below, exits are background noise: a kworker retiring, a shell's `date`) …
 MIN_COMPLETIONS_PER_S = 1.0
+#: … and this pseudo-count is added to both rates before their ratio is taken, so a window
+#: with a few exits more or less moves the cost little.
+COMPLETIONS_PSEUDO_PER_S = 1.0
 
 
-SCALES = ("log", "share")
+SCALES = ("log", "share", "slowdown")
+#: A share of time waited is capped here before its slowdown is taken (log 20 ≈ LOG_CLIP).
+MAX_WAIT_SHARE = 0.95
 #: A periodic task may wait this share of its time after external wakeups before it is
 #: felt (e.g. 0.8 ms of a 16.7 ms frame): the external wait share is charged above it.
 WAIT_SHARE_SLACK = 0.05
@@ -82,9 +96,14 @@ class Term:
     count_metric: str = ""        # events the figure rests on …
     min_count: float = 0.0        # … at least this many, else not measured
     min_reference: float = 0.0    # a fair reference below this makes the term neutral
-    scale: str = "log"            # log: log ratio; share: per_unit × (v − ref) above slack
-    slack: float = 0.0            # share: values up to this are free
+    scale: str = "log"            # log: log ratio (with ``pseudo`` added to both sides);
+    #                               share: per_unit × (v − ref), each above ``slack``;
+    #                               slowdown: log(1 − ref') − log(1 − v') of shares of time
+    #                               waited (v' = v − slack): a task waiting a share s of its
+    #                               time progresses at 1 − s of its unhindered rate
+    slack: float = 0.0            # share/slowdown: values up to this are free
     per_unit: float = 1.0         # share: progress lost per unit of the metric
+    pseudo: float = 0.0           # log: pseudo-count added to value and reference
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -94,7 +113,7 @@ class Term:
 TERM_SPECS: tuple[Term, ...] = (
     Term("ext_wait_share", "external_wait_share_max", False, "s/s",
          "the worst user task's share of time waiting for a CPU after external wakeups",
-         scale="share", slack=WAIT_SHARE_SLACK),
+         scale="slowdown", slack=WAIT_SHARE_SLACK),
     Term("preempt_cost", "preemptions_per_s_per_core", False, "1/s/CPU",
          "preemptions per second per CPU, charged PREEMPTION_COST_S of CPU time each",
          scale="share", per_unit=PREEMPTION_COST_S),
@@ -113,7 +132,8 @@ TERM_SPECS: tuple[Term, ...] = (
          "mean new-task response (creation → first run)", "responses_total_delta",
          MIN_RESPONSES),
     Term("completed_per_s", "tasks_completed_per_s", True, "1/s",
-         "tasks completed per second", min_reference=MIN_COMPLETIONS_PER_S),
+         "tasks completed per second", min_reference=MIN_COMPLETIONS_PER_S,
+         pseudo=COMPLETIONS_PSEUDO_PER_S),
     Term("preempt_per_s", "preemptions_per_s_per_core", False, "1/s/CPU",
          "preemptions (switched out while runnable) per second per CPU"),
     Term("preempt_wait_s", "preempt_wait_mean_s", False, "s",
@@ -186,18 +206,20 @@ class Cost:
 
 
 def cost(terms: Mapping[str, float | None], objective: str,
-         reference: Mapping[str, float]) -> Cost:
+         reference: Mapping[str, float], specs: Mapping[str, Term] | None = None) -> Cost:
+    """The window's cost; ``specs`` overrides term definitions (replay's sensitivity
+    analysis varies the constants this way)."""
     if objective not in ALL_OBJECTIVE_TERMS:
         raise ValueError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")
     ratios: dict[str, float] = {}
     parts: list[float] = []
     neutral: list[str] = []
     for name in ALL_OBJECTIVE_TERMS[objective]:
-        spec = TERMS_BY_NAME[name]
+        spec = (specs or TERMS_BY_NAME)[name]
         v, ref = terms.get(name), reference.get(name)
         usable_ref = ref is not None and math.isfinite(ref) and ref >= spec.min_reference
         if spec.scale == "log":
-            usable_ref = usable_ref and ref > 0
+            usable_ref = usable_ref and ref + spec.pseudo > 0
         if v is None or not usable_ref:
             ratios[name] = 1.0
             neutral.append(name)
@@ -209,6 +231,12 @@ def cost(terms: Mapping[str, float | None], objective: str,
             over = max(0.0, v - spec.slack) - max(0.0, ref - spec.slack)
             parts.append(sign * spec.per_unit * over)
             continue
+        if spec.scale == "slowdown":
+            def slowdown(share: float, slack: float = spec.slack) -> float:
+                return -math.log(1.0 - min(MAX_WAIT_SHARE, max(0.0, share - slack)))
+            parts.append(sign * (slowdown(v) - slowdown(ref)))
+            continue
+        v, ref = v + spec.pseudo, ref + spec.pseudo
         log_ratio = math.log(v / ref) if v > 0 else -math.inf
         parts.append(max(-LOG_CLIP, min(LOG_CLIP, sign * log_ratio)))
     legacy = objective in LEGACY_OBJECTIVE_TERMS

@@ -86,6 +86,17 @@ def test_split_repeats_judges_on_held_out_runs(tmp_path):
     assert wl["tau"] == 1.0 and wl["outcome_loss_pct"] == 0.0
 
 
+def test_robustness_grid_and_leave_one_workload_out(tmp_path):
+    from scxd.replay.validate_reward import GRID, robustness
+
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)})
+    rob = robustness(load_dataset(ds), "balanced")
+    assert len(rob["grid"]) == len(GRID["slack"]) * len(GRID["preemption_cost_s"]) * len(
+        GRID["completions_pseudo_per_s"])
+    assert rob["leave_one_workload_out"]["hackbench"]["outcome_loss_pct"] == 0.0
+    assert rob["lowo_mean_outcome_loss_pct"] == 0.0
+
+
 def test_unknown_workloads_are_named_not_guessed(tmp_path):
     ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)},
                        workload="made_up")

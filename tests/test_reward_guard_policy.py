@@ -16,7 +16,14 @@ from scxd.policy.base import PolicyEnv
 from scxd.policy.baseline import FixedPolicy, RulePolicy
 from scxd.policy.registry import make_policy
 from scxd.probe import Availability, ProbedCatalog
-from scxd.reward import OBJECTIVES, PREEMPTION_COST_S, FairReference, cost, window_terms
+from scxd.reward import (
+    OBJECTIVES,
+    PREEMPTION_COST_S,
+    WAIT_SHARE_SLACK,
+    FairReference,
+    cost,
+    window_terms,
+)
 from scxd.types import Window
 
 CAT = build_catalog()
@@ -64,22 +71,28 @@ def test_schedstat_mode_uses_the_mean_latency():
     assert window_terms(w)["runq_p99_s"] == 1e-4
 
 
+def slowdown(share: float) -> float:
+    """log of a task's slowdown when it waits ``share`` of its time (above the slack)."""
+    return -math.log(1 - max(0.0, share - WAIT_SHARE_SLACK))
+
+
 def test_balanced_cost_is_progress_lost_relative_to_fair():
     ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
     same = cost(window_terms(window(external_wait_share_max=0.1)), "balanced", ref)
     assert same.value == pytest.approx(0.0) and same.neutral == ()
-    # A periodic task now waits 40 % of its time instead of 10 %: 0.3 of its progress lost.
-    # (Both above the 5 % slack; below it waiting is not felt.)
+    # A periodic task now waits 40 % of its time instead of 10 %: it progresses at
+    # (1 − 0.35) / (1 − 0.05) of its rate under the fair scheduler (5 % slack).
     late = cost(window_terms(window(external_wait_share_max=0.4)), "balanced", ref)
-    assert late.value == pytest.approx(0.3) and late.ratios["ext_wait_share"] == 4.0
-    assert late.reward == -late.value
-    # Twice the work completed: log(1/2) less cost, whatever CPU it took.
+    assert late.value == pytest.approx(slowdown(0.4) - slowdown(0.1))
+    assert late.value == pytest.approx(math.log(0.95 / 0.65))
+    assert late.ratios["ext_wait_share"] == 4.0 and late.reward == -late.value
+    # Twice the work completed (pseudo-count 1/s): less cost, whatever CPU it took.
     more = cost(window_terms(window(external_wait_share_max=0.1, tasks_completed_per_s=20.0,
                                     T_cpu_user_avg=10.0)), "balanced", ref)
-    assert more.value == pytest.approx(-math.log(2))
+    assert more.value == pytest.approx(math.log(11 / 21))
     both = cost(window_terms(window(external_wait_share_max=0.4, tasks_completed_per_s=20.0)),
                 "balanced", ref)
-    assert both.value == pytest.approx(0.3 - math.log(2))
+    assert both.value == pytest.approx(late.value + more.value)
 
 
 def test_slack_and_preemption_cost():
@@ -87,17 +100,18 @@ def test_slack_and_preemption_cost():
     quiet = cost(window_terms(window(external_wait_share_max=0.04)), "balanced", ref)
     assert quiet.value == pytest.approx(0.0)  # 4 % of a periodic task's time: not felt
     felt = cost(window_terms(window(external_wait_share_max=0.25)), "balanced", ref)
-    assert felt.value == pytest.approx(0.20)
+    assert felt.value == pytest.approx(-math.log(0.8))
     # 100 more preemptions per second per CPU cost 100 × 50 µs = 0.5 % of CPU time.
     churn = cost(window_terms(window(preemptions_per_s_per_core=200.0)), "throughput", ref)
     assert churn.value == pytest.approx(100 * PREEMPTION_COST_S) == pytest.approx(0.005)
 
 
-def test_log_terms_are_clipped_and_share_terms_bounded():
+def test_log_terms_are_clipped_and_wait_shares_capped():
     ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
     wild = cost(window_terms(window(external_wait_share_max=1.0, tasks_completed_per_s=0.0)),
                 "balanced", ref)
-    assert wild.value == pytest.approx((1.0 - 0.05) - (0.1 - 0.05) + 3.0)
+    # The share is capped at 95 % (a slowdown of 20×); the work term at ±3.
+    assert wild.value == pytest.approx(-math.log(0.05) - slowdown(0.1) + math.log(11 / 1))
 
 
 def test_missing_reference_floor_or_term_is_neutral():
@@ -118,9 +132,10 @@ def test_latency_and_throughput_signs():
     ref = {"ext_wait_share": 0.0, "ext_wakeup_p99_s": 1e-3, "completed_per_s": 10.0}
     w = window(external_wait_share_max=0.2, external_wakeup_latency_p99_s=2e-3,
                external_wakeup_waits_total_delta=100)
-    assert cost(window_terms(w), "latency", ref).value == pytest.approx(0.2 - 0.05 + math.log(2))
-    tp = cost(window_terms(window(tasks_completed_per_s=20.0)), "throughput", ref)
-    assert tp.value == pytest.approx(-math.log(2))  # more work: lower cost (no preempt ref)
+    assert cost(window_terms(w), "latency", ref).value == pytest.approx(
+        slowdown(0.2) + math.log(2))
+    tp = cost(window_terms(window(tasks_completed_per_s=21.0)), "throughput", ref)
+    assert tp.value == pytest.approx(-math.log(2))  # twice the work (with the pseudo-count)
     with pytest.raises(ValueError, match="unknown objective"):
         cost({}, "speed", ref)
 

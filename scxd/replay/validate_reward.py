@@ -30,11 +30,12 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import itertools
 import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,14 @@ from scxd.replay.data import Dataset, DatasetError, load_dataset
 from scxd.replay.stats import kendall_tau_b, mean_se
 from scxd.reward import (
     ALL_OBJECTIVE_TERMS,
+    COMPLETIONS_PSEUDO_PER_S,
     LEGACY_OBJECTIVE_TERMS,
     OBJECTIVES,
+    PREEMPTION_COST_S,
+    TERMS_BY_NAME,
+    WAIT_SHARE_SLACK,
     FairReference,
+    Term,
     cost,
     terms_from_metrics,
 )
@@ -115,11 +121,12 @@ def fair_reference(windows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def arm_costs(windows: Sequence[dict[str, Any]], objective: str,
-              reference: dict[str, float]) -> dict[str, float]:
+              reference: dict[str, float], specs: Mapping[str, Term] | None = None
+              ) -> dict[str, float]:
     per_arm: dict[str, list[float]] = collections.defaultdict(list)
     for w in windows:
         per_arm[w["arm"]].append(
-            cost(terms_from_metrics(w.get("metrics", {})), objective, reference).value)
+            cost(terms_from_metrics(w.get("metrics", {})), objective, reference, specs).value)
     return {a: statistics.fmean(v) for a, v in per_arm.items()}
 
 
@@ -160,9 +167,11 @@ def rank_workload(wl: Workload, costs: dict[str, float], outcomes: dict[str, lis
                           separable, {a: costs[a] for a in arms}, mean_out)
 
 
-def validate(ds: Dataset, objectives: Sequence[str], split: str = "none"
+def validate(ds: Dataset, objectives: Sequence[str], split: str = "none",
+             specs: Mapping[str, Term] | None = None
              ) -> tuple[dict[str, list[WorkloadResult]], list[str]]:
-    """Per objective, one :class:`WorkloadResult` per workload; plus skipped workloads."""
+    """Per objective, one :class:`WorkloadResult` per workload; plus skipped workloads.
+    ``specs`` overrides term definitions (sensitivity analysis)."""
     scored = ds.scored()
     order = ds.arms()
     results: dict[str, list[WorkloadResult]] = {o: [] for o in objectives}
@@ -180,7 +189,7 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none"
         for objective in objectives:
             if split == "none":
                 ref = fair_reference(windows)
-                r = rank_workload(wl, arm_costs(windows, objective, ref),
+                r = rank_workload(wl, arm_costs(windows, objective, ref, specs),
                                   arm_outcomes(runs, wl), None, order)
                 if r is None:
                     skipped.append(f"{name}: fewer than two arms with windows and outcomes")
@@ -193,7 +202,7 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none"
                     held = [r for r in runs if r["repeat"] % 2 != parity]
                     own = [r for r in runs if r["repeat"] % 2 == parity]
                     halves.append(rank_workload(
-                        wl, arm_costs(fit, objective, fair_reference(fit)),
+                        wl, arm_costs(fit, objective, fair_reference(fit), specs),
                         arm_outcomes(own, wl), arm_outcomes(held, wl), order))
                 if None in halves:
                     skipped.append(f"{name}: too few repeats to split")
@@ -232,6 +241,61 @@ def report(ds: Dataset, objectives: Sequence[str], split: str, default: str
     return out
 
 
+#: The default objective's constants varied around their principled values: the external
+#: wait share's slack, the CPU time charged per preemption, the completion-rate floor.
+GRID = {"slack": (0.02, 0.05, 0.10), "preemption_cost_s": (0.0, 25e-6, 50e-6, 100e-6),
+        "completions_pseudo_per_s": (0.5, 1.0, 2.0)}
+
+
+def grid_specs(slack: float, preemption_cost_s: float, completions_pseudo_per_s: float
+               ) -> dict[str, Term]:
+    specs = dict(TERMS_BY_NAME)
+    specs["ext_wait_share"] = dataclasses.replace(specs["ext_wait_share"], slack=slack)
+    specs["preempt_cost"] = dataclasses.replace(specs["preempt_cost"],
+                                                per_unit=preemption_cost_s)
+    specs["completed_per_s"] = dataclasses.replace(specs["completed_per_s"],
+                                                   pseudo=completions_pseudo_per_s)
+    return specs
+
+
+def robustness(ds: Dataset, objective: str) -> dict[str, Any]:
+    """How much the default objective's verdict hangs on its constants.
+
+    * ``grid``: mean/max outcome loss and mean τ for every combination of :data:`GRID`;
+    * ``leave_one_workload_out``: for each workload, the constants are chosen on the
+      *other* workloads (lowest mean loss; ties keep the shipped values) and the loss is
+      measured on the held-out one — what the objective would lose on a workload nobody
+      recorded."""
+    names = list(GRID)
+    combos = list(itertools.product(*GRID.values()))
+    shipped = (WAIT_SHARE_SLACK, PREEMPTION_COST_S, COMPLETIONS_PSEUDO_PER_S)
+    per: dict[tuple, dict[str, WorkloadResult]] = {}
+    for combo in combos:
+        results, _ = validate(ds, [objective], "none", grid_specs(*combo))
+        per[combo] = {r.workload: r for r in results[objective]}
+    grid = []
+    for combo in combos:
+        rs = list(per[combo].values())
+        grid.append({**dict(zip(names, combo, strict=True)),
+                     "mean_outcome_loss_pct": statistics.fmean(r.loss_pct for r in rs),
+                     "max_outcome_loss_pct": max(r.loss_pct for r in rs),
+                     "mean_tau": statistics.fmean(r.tau for r in rs)})
+    workloads = list(per[shipped]) if shipped in per else []
+    lowo = {}
+    for held in workloads:
+        def others_loss(combo: tuple, held: str = held) -> tuple[float, bool]:
+            losses = [r.loss_pct for w, r in per[combo].items() if w != held]
+            return (statistics.fmean(losses) if losses else 0.0), combo != shipped
+        chosen = min(combos, key=others_loss)
+        lowo[held] = {"chosen": dict(zip(names, chosen, strict=True)),
+                      "outcome_loss_pct": per[chosen][held].loss_pct,
+                      "shipped_loss_pct": per[shipped][held].loss_pct}
+    losses = [v["outcome_loss_pct"] for v in lowo.values()]
+    return {"objective": objective, "grid": grid, "leave_one_workload_out": lowo,
+            "lowo_mean_outcome_loss_pct": statistics.fmean(losses) if losses else None,
+            "lowo_max_outcome_loss_pct": max(losses, default=None)}
+
+
 def _fmt(v: float | None, spec: str = ".2f") -> str:
     return "—" if v is None else format(v, spec)
 
@@ -258,6 +322,19 @@ def render_text(rep: dict[str, Any]) -> str:
             f"{k} {'met' if ok else 'MISSED'}" for k, ok in t["met"].items())]
     if rep["skipped"]:
         lines += ["", "skipped: " + "; ".join(rep["skipped"])]
+    rob = rep.get("robustness")
+    if rob:
+        lines += ["", f"robustness of {rob['objective']}: constants chosen leaving each "
+                  f"workload out → held-out loss mean "
+                  f"{_fmt(rob['lowo_mean_outcome_loss_pct'], '.1f')} %, max "
+                  f"{_fmt(rob['lowo_max_outcome_loss_pct'], '.1f')} %",
+                  f"  {'slack':>6s} {'preempt µs':>10s} {'k done/s':>10s} {'mean loss':>9s} "
+                  f"{'max loss':>9s} {'mean τ':>7s}"]
+        for g in rob["grid"]:
+            lines.append(f"  {g['slack']:6.2f} {g['preemption_cost_s'] * 1e6:10.0f} "
+                         f"{g['completions_pseudo_per_s']:10.1f} "
+                         f"{g['mean_outcome_loss_pct']:8.1f}% {g['max_outcome_loss_pct']:8.1f}% "
+                         f"{g['mean_tau']:+7.2f}")
     return "\n".join(lines) + "\n"
 
 
@@ -289,6 +366,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--markdown", action="store_true", help="the README summary table")
     p.add_argument("--check", action="store_true",
                    help="exit 1 unless the default objective meets the targets")
+    p.add_argument("--robustness", action="store_true",
+                   help="also vary the default objective's constants (grid) and choose them "
+                   "leaving each workload out (what an unrecorded workload would lose)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,6 +384,8 @@ def run(args: argparse.Namespace) -> int:
     if args.legacy:
         objectives += [o for o in LEGACY_OBJECTIVE_TERMS if o not in objectives]
     rep = report(ds, objectives, args.split, default)
+    if args.robustness:
+        rep["robustness"] = robustness(ds, default)
     if args.json:
         print(json.dumps(rep, indent=2))
     elif args.markdown:
