@@ -6,19 +6,8 @@ through ``log1p``, latencies become ``log1p`` of microseconds, percent changes a
 and scaled into [-1, 1].  Missing metrics (e.g. no BPF) read as 0 and the vector's
 ``missing`` list names them; NaN and ±inf never leave this module.
 
-Every feature is independent of the window's length — shares, means, quantiles, rates per
-second (the test bed records 2 s windows, the daemon 5 s), never per-window totals — so
-windows of any length feed one policy.
-
 Bump :data:`SCHEMA_VERSION` whenever a feature is added, removed, reordered or transformed
-differently: recorded journals carry the version, and offline replay refuses to mix them
-(:mod:`scxd.replay.data`).
-
-History: v1 (dataset v1) — runqueue latency not split by cause; ``voluntary_share`` and
-``involuntary`` were per-window counts of processes' main threads' switches, ``swap_io`` a
-per-window total.  v2 — wakeup latency and preemption wait replace the mixed runqueue
-latency figures; every count is a rate (``leader_voluntary_rate`` and
-``leader_involuntary_rate`` say whose switches they count); BPF sleep/wakeup rates added.
+differently: recorded journals carry the version, and offline replay refuses to mix them.
 """
 
 from __future__ import annotations
@@ -31,7 +20,7 @@ import numpy as np
 
 from scxd.types import Window
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 1
 SCHEMA_NAME = "scxd-window-features"
 
 
@@ -81,26 +70,20 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("load1_per_core", "load1_per_core", "log1p", "1/CPU", "1-min load per CPU"),
     FeatureSpec("ctxsw_rate", "ctx_switches_per_s_per_core", "log1p", "1/s/CPU",
                 "context switches per second per CPU"),
-    FeatureSpec("leader_voluntary_rate", "voluntary_switches_per_s_per_core", "log1p",
-                "1/s/CPU", "voluntary switches of processes' main threads (/proc) per "
-                "second per CPU"),
-    FeatureSpec("leader_involuntary_rate", "involuntary_switches_per_s_per_core", "log1p",
-                "1/s/CPU", "involuntary switches of processes' main threads (/proc) per "
-                "second per CPU"),
+    FeatureSpec("voluntary_share", "voluntary_switches_total_delta", "log1p", "switches",
+                "voluntary switches (processes' leaders) in the window"),
+    FeatureSpec("involuntary", "involuntary_switches_total_delta", "log1p", "switches",
+                "involuntary switches (processes' leaders) in the window"),
     FeatureSpec("preempt_rate", "preemptions_per_s_per_core", "log1p", "1/s/CPU",
-                "preemptions (switched out while runnable) per second per CPU (BPF)"),
-    FeatureSpec("sleep_rate", "voluntary_per_s_per_core", "log1p", "1/s/CPU",
-                "switches out to sleep per second per CPU, all threads (BPF)"),
-    FeatureSpec("wakeup_rate", "wakeups_per_s_per_core", "log1p", "1/s/CPU",
-                "wakeups per second per CPU (BPF)"),
+                "preemptions per second per CPU (BPF)"),
     FeatureSpec("fork_rate", "forks_per_s", "log1p", "1/s", "forks per second"),
     FeatureSpec("exit_rate", "tasks_completed_per_s", "log1p", "1/s",
                 "tasks completed per second"),
     FeatureSpec("threads", "T_threads_avg", "log1p", "threads", "threads alive"),
     FeatureSpec("mem_available", "T_mem_available_bytes_avg", "log1p", "bytes",
                 "available memory"),
-    FeatureSpec("swap_out_rate", "swap_out_bytes_per_s", "log1p", "bytes/s",
-                "bytes swapped out per second"),
+    FeatureSpec("swap_io", "swap_out_bytes_total_delta", "log1p", "bytes",
+                "bytes swapped out in the window"),
     FeatureSpec("disk_rate", "disk_bytes_per_s", "log1p", "bytes/s", "disk throughput"),
     FeatureSpec("psi_cpu", "T_psi_cpu_some_pct_avg", "fraction", "%",
                 "share of time some task stalled on CPU"),
@@ -108,25 +91,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "share of time some task stalled on IO"),
     FeatureSpec("psi_mem", "T_psi_memory_some_pct_avg", "fraction", "%",
                 "share of time some task stalled on memory"),
-    FeatureSpec("wake_lat_mean", "wakeup_latency_mean_s", "log1p_us", "s",
-                "mean wakeup latency (woken from sleep → on a CPU; BPF)"),
-    FeatureSpec("wake_lat_p50", "wakeup_latency_p50_s", "log1p_us", "s",
-                "wakeup latency p50"),
-    FeatureSpec("wake_lat_p95", "wakeup_latency_p95_s", "log1p_us", "s",
-                "wakeup latency p95"),
-    FeatureSpec("wake_lat_p99", "wakeup_latency_p99_s", "log1p_us", "s",
-                "wakeup latency p99"),
-    FeatureSpec("wake_wait_rate", "wakeup_latency_per_s_per_core", "log1p_us", "s/s/CPU",
-                "wakeup latency accumulated per second per CPU"),
-    FeatureSpec("preempt_wait_mean", "preempt_wait_mean_s", "log1p_us", "s",
-                "mean preemption wait (preempted → back on a CPU; BPF)"),
-    FeatureSpec("preempt_wait_p99", "preempt_wait_p99_s", "log1p_us", "s",
-                "preemption wait p99"),
-    FeatureSpec("preempt_wait_rate", "preempt_wait_per_s_per_core", "log1p_us", "s/s/CPU",
-                "preemption wait accumulated per second per CPU"),
+    FeatureSpec("rq_lat_mean", "runq_latency_mean_s", "log1p_us", "s",
+                "mean runqueue latency"),
+    FeatureSpec("rq_lat_p50", "runq_latency_p50_s", "log1p_us", "s", "runqueue latency p50"),
+    FeatureSpec("rq_lat_p95", "runq_latency_p95_s", "log1p_us", "s", "runqueue latency p95"),
+    FeatureSpec("rq_lat_p99", "runq_latency_p99_s", "log1p_us", "s", "runqueue latency p99"),
     FeatureSpec("rq_wait_rate", "runq_wait_per_s_per_core", "log1p_us", "s/s/CPU",
-                "runqueue wait of every kind accumulated per second per CPU (schedstat "
-                "mode has only this)"),
+                "runqueue wait accumulated per second per CPU"),
     FeatureSpec("response_avg", "response_avg_s", "log1p_us", "s",
                 "new-task response time (creation → first run)"),
     FeatureSpec("turnaround_avg", "turnaround_avg_s", "log1p_us", "s",
@@ -135,10 +106,10 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "CV of CPU time among tasks that waited"),
     FeatureSpec("busy_change", "T_cpu_busy_pct_change", "change", "%",
                 "CPU busy change vs previous window"),
-    FeatureSpec("ctxsw_change", "ctx_switches_per_s_per_core_pct_change", "change", "%",
-                "context-switch rate change vs previous window"),
-    FeatureSpec("wake_p99_change", "wakeup_latency_p99_s_pct_change", "change", "%",
-                "wakeup latency p99 change vs previous window"),
+    FeatureSpec("ctxsw_change", "ctx_switches_total_delta_pct_change", "change", "%",
+                "context-switch change vs previous window"),
+    FeatureSpec("rq_p99_change", "runq_latency_p99_s_pct_change", "change", "%",
+                "runqueue p99 change vs previous window"),
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 

@@ -55,7 +55,8 @@ HISTOGRAMS = {h.value.removesuffix("_hist"): h.value for h in WindowHistogram}
 SCHEDSTAT_COUNTERS = ("switches", "exits")
 #: Metrics whose change against the previous window is reported as <name>_pct_change.
 PCT_CHANGE_OF = (
-    "T_cpu_busy_avg", "T_procs_running_avg", "T_load1_avg", "ctx_switches_per_s_per_core",
+    "T_cpu_busy_avg", "T_procs_running_avg", "T_load1_avg", "ctx_switches_total_delta",
+    "ctx_switches_per_s_per_core",
     "forks_per_s", "runq_latency_mean_s", "runq_latency_p99_s", "wakeup_latency_p99_s",
     "turnaround_avg_s", "response_avg_s", "tasks_completed_per_s", "fairness_cv",
 )
