@@ -12,12 +12,12 @@ import pytest
 from scxd.catalog import CatalogError, build_catalog
 from scxd.testbed.design import (
     DRAW_SPACE,
-    PRESETS,
     RECORDED,
     TUNED,
     build_design,
     design_from_dict,
     draw_one,
+    presets,
 )
 
 CAT = build_catalog()
@@ -36,7 +36,7 @@ def test_presets_cover_defaults_modes_and_flatcg():
     assert draws and all(a.action.scheduler in TUNED for a in draws)
     assert all(0 < a.draw_probability < 1 for a in draws)
     assert all(a.draw_probability is None for a in d.arms if a.origin.startswith("preset"))
-    assert len(d.arms) <= len(PRESETS) + 8
+    assert len(d.arms) <= len(presets(CAT)) + 8
 
 
 def test_draw_probability_is_the_exact_product():

@@ -3,7 +3,7 @@
 Arms (one fixed list for the whole recording, made from the probed catalog and a seed):
 
 * **named presets** — every recorded scheduler's defaults and the scx_loader modes the catalog
-  declares for it (:data:`PRESETS`), plus scx_flashyspark with per-CPU queues;
+  declares for it (:func:`presets`), plus scx_flashyspark with per-CPU queues;
 * **parameter draws** — ``draws`` independent configurations: the scheduler uniformly among
   the tunable ones available (:data:`TUNED`), then each parameter of :data:`DRAW_SPACE`
   independently from its listed values with their listed probabilities.  The probability of
@@ -32,20 +32,30 @@ from scxd.catalog import Action, Catalog, CatalogError
 
 #: Schedulers the dataset records, in table order.
 RECORDED = ("fair", "scx_simple", "scx_bpfland", "scx_flash", "scx_flashyspark", "scx_flatcg")
-#: Named configurations: (scheduler, preset, extra values).
-PRESETS: tuple[tuple[str, str, Mapping[str, Any]], ...] = (
-    ("fair", "default", {}),
-    ("scx_simple", "default", {}),
-    ("scx_bpfland", "default", {}),
-    ("scx_bpfland", "gaming", {}),
-    ("scx_bpfland", "lowlatency", {}),
-    ("scx_bpfland", "powersave", {}),
-    ("scx_bpfland", "server", {}),
-    ("scx_flash", "default", {}),
-    ("scx_flashyspark", "default", {}),
+#: Named configurations besides every recorded scheduler's catalog presets (its defaults
+#: and scx_loader's modes): (scheduler, preset, extra values).
+EXTRA_PRESETS: tuple[tuple[str, str, Mapping[str, Any]], ...] = (
     ("scx_flashyspark", "default", {"dsq_mode": "cpu"}),
-    ("scx_flatcg", "default", {}),
 )
+#: Catalog presets left out: the kernel-tree schedulers' variants (one arm each is enough
+#: to represent them; flatcg is there as the scheduler known to be bad for some loads), and
+#: scx_flashyspark's copies of scx_flash's modes (scx_loader does not know the fork; its
+#: own axis, the dispatch-queue mode, is an extra arm).
+SKIP_PRESETS = {"scx_simple": ("fifo",), "scx_flatcg": ("fifo", "short_slice"),
+                "scx_flashyspark": ("auto", "gaming", "lowlatency", "powersave", "server")}
+
+
+def presets(catalog: Catalog) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Every recorded scheduler's catalog presets (defaults first), then the extras."""
+    out: list[tuple[str, str, Mapping[str, Any]]] = []
+    for name in RECORDED:
+        if name not in catalog:
+            out.append((name, "default", {}))  # reported as unavailable by build_design
+            continue
+        for preset in catalog.get(name).presets:
+            if preset not in SKIP_PRESETS.get(name, ()):
+                out.append((name, preset, {}))
+    return out + list(EXTRA_PRESETS)
 #: Schedulers whose parameters are drawn.
 TUNED = ("scx_bpfland", "scx_flash", "scx_flashyspark")
 #: A boolean is switched on with this probability (most switches are off by default).
@@ -160,7 +170,7 @@ def build_design(catalog: Catalog, available: Iterable[str], draws: int, seed: i
         arms.append(arm)
         return True
 
-    for name, preset, extra in PRESETS:
+    for name, preset, extra in presets(catalog):
         origin = f"preset:{preset}" + "".join(f"+{k}={v}" for k, v in extra.items())
         if name not in avail or name not in catalog:
             skipped.append(f"{name} {origin}: not available here")
