@@ -330,14 +330,18 @@ class BpfSchedSource:
         self._prev, self._prev_cost = now, cost
         return sample
 
+    def _snapshot(self) -> np.ndarray:
+        """A private copy of the per-task table (bytes() of the mapping: a plain memcpy,
+        several times faster than numpy's element-wise copy of the mapped view)."""
+        if self._table is None:
+            raise RuntimeError("BPF source is not loaded")
+        return np.frombuffer(bytes(self._table), dtype=TASK_ACCT, count=self.max_tasks)
+
     def task_times(self) -> dict[int, TaskTimes]:
         """Cumulative times per task the table holds now."""
-        snap = self._task_view[["pid", *TASK_FIELDS]].copy() \
-            if self._task_view is not None else None
-        if snap is None:
-            raise RuntimeError("BPF source is not loaded")
-        live = snap[snap["pid"] != 0]
-        return {int(row[0]): TaskTimes(*(int(x) for x in row[1:])) for row in live.tolist()}
+        snap = self._snapshot()
+        live = snap[np.flatnonzero(snap["pid"])]
+        return {int(t["pid"]): TaskTimes(*(int(t[f]) for f in TASK_FIELDS)) for t in live}
 
     def window_task_cpu(self, exited: tuple[TaskExit, ...]) -> tuple[int, ...]:
         """CPU time each task received since the previous call, for tasks that waited in a
@@ -347,24 +351,22 @@ class BpfSchedSource:
     def window_tasks(self, exited: tuple[TaskExit, ...]) -> tuple[TaskWindow, ...]:
         """Each task's times since the previous call, for tasks that ran or waited
         meanwhile.  Exited tasks count with the final totals of their exit records."""
-        now = self._task_view[["pid", *TASK_FIELDS]].copy() \
-            if self._task_view is not None else None
-        if now is None:
-            raise RuntimeError("BPF source is not loaded")
-        prev = self._task_prev
-        if prev is None:
-            prev = np.zeros_like(now)
+        # One copy of the mapped table, then arithmetic on the occupied slots only (a few
+        # hundred of MAX_TASKS): per-field work on the whole structured table cost ≈ 20 ms
+        # per window here, this ≈ 1 ms.
+        now = self._snapshot()
+        prev = self._task_prev if self._task_prev is not None else np.zeros_like(now)
+        slots = np.flatnonzero(now["pid"])
+        cur, old = now[slots], prev[slots]
         # A slot holds the same task when the pid matches and its totals did not go back
         # (a recycled pid — the old task exited, a new one got its number — starts at 0:
         # an unsigned difference would wrap to ~1.8e19 ns).
-        live = now["pid"] != 0
-        same = live & (now["pid"] == prev["pid"])
+        same = cur["pid"] == old["pid"]
         for f in TASK_FIELDS:
-            same &= now[f] >= prev[f]
-        deltas = [np.where(same, now[f] - prev[f], now[f]).astype(np.int64)
-                  for f in TASK_FIELDS]
-        active = live & ((deltas[0] > 0) | (deltas[1] > 0))
-        columns = [*(d[active] for d in deltas), now["pid"][active].astype(np.int64)]
+            same &= cur[f] >= old[f]
+        deltas = [np.where(same, cur[f] - old[f], cur[f]).astype(np.int64) for f in TASK_FIELDS]
+        active = (deltas[0] > 0) | (deltas[1] > 0)
+        columns = [*(d[active] for d in deltas), cur["pid"][active].astype(np.int64)]
         tasks = [TaskWindow(*row) for row in np.stack(columns, 1).tolist()] if columns[0].size \
             else []
         # Tasks gone since the last window: their slot was cleared at exit; the exit
