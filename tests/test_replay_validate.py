@@ -135,3 +135,19 @@ def test_v1_dataset_reproduces_the_issue_table():
            for o, s in rep["objectives"].items()}
     assert got == {"v1_balanced": (-0.07, 13.8), "v1_latency": (-0.0, 18.9),
                    "v1_throughput": (0.32, 383.7)}
+
+
+def test_terms_a_dataset_never_measured_are_named(tmp_path, capsys):
+    """Dataset v1 predates the external-wakeup telemetry: the v2 objectives' wait terms are
+    absent from every window, and the report says so instead of passing the figure off as
+    a judgement of the whole objective."""
+    rep = report(load_dataset(DATASET_V1), ["balanced", "latency", "throughput"], "none",
+                 "balanced")
+    unmeasured = {o: s["unmeasured_terms"] for o, s in rep["objectives"].items()}
+    assert unmeasured == {"balanced": ["ext_wait_share"],
+                          "latency": ["ext_wait_share", "ext_wakeup_p99_s"],
+                          "throughput": []}
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)})
+    assert scxd_main(["replay", "validate-reward", "--dataset", str(ds),
+                      "--objective", "throughput"]) == 0
+    assert "NOT MEASURED in this dataset (counted as 0): preempt_cost" in capsys.readouterr().out

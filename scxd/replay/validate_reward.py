@@ -225,14 +225,28 @@ def _merge_halves(halves: list[WorkloadResult | None]) -> WorkloadResult:
         (a.loss_pct + b.loss_pct) / 2, False, a.costs, a.outcomes)
 
 
+def unmeasured_terms(windows: Sequence[dict[str, Any]], objective: str) -> list[str]:
+    """The objective's terms that no window measured (e.g. a dataset recorded before the
+    telemetry behind them existed): they count as 0 everywhere, so the objective is judged
+    on its other terms only and the report must say so."""
+    measured: set[str] = set()
+    for w in windows:
+        measured.update(t for t, v in terms_from_metrics(w.get("metrics", {})).items()
+                        if v is not None)
+    return [t for t in ALL_OBJECTIVE_TERMS[objective] if t not in measured]
+
+
 def report(ds: Dataset, objectives: Sequence[str], split: str, default: str
            ) -> dict[str, Any]:
     results, skipped = validate(ds, objectives, split)
+    scored = ds.scored()
     out: dict[str, Any] = {
         "dataset": str(ds.path), "feature_version": ds.feature_version, "split": split,
-        "windows": len(ds.scored()), "runs": len(ds.runs), "skipped": skipped,
+        "windows": len(scored), "runs": len(ds.runs), "skipped": skipped,
         "separable_se": SEPARABLE_SE, "default_objective": default,
-        "objectives": {o: summarize(results[o]) for o in objectives},
+        "objectives": {o: {**summarize(results[o]),
+                           "unmeasured_terms": unmeasured_terms(scored, o)}
+                       for o in objectives},
     }
     if default in out["objectives"]:
         met = targets_met(out["objectives"][default])
@@ -307,8 +321,11 @@ def render_text(rep: dict[str, Any]) -> str:
         lines += ["", f"objective {name}: mean τ {_fmt(s['mean_tau'], '+.2f')}, separable "
                   f"{_fmt(s['mean_tau_separable'], '+.2f')} over {s['separable_workloads']}; "
                   f"outcome loss mean {_fmt(s['mean_outcome_loss_pct'], '.1f')} %, max "
-                  f"{_fmt(s['max_outcome_loss_pct'], '.1f')} %",
-                  f"  {'workload':18s} {'τ':>6s} {'sep':3s}  {'pick':34s} "
+                  f"{_fmt(s['max_outcome_loss_pct'], '.1f')} %"]
+        if s.get("unmeasured_terms"):
+            lines.append(f"  NOT MEASURED in this dataset (counted as 0): "
+                         f"{', '.join(s['unmeasured_terms'])}")
+        lines += [f"  {'workload':18s} {'τ':>6s} {'sep':3s}  {'pick':34s} "
                   f"{'best':34s} {'loss %':>7s}"]
         for wl, r in s["workloads"].items():
             pick = f"{r['pick']} ({r['pick_outcome']:.3g})"
@@ -340,13 +357,14 @@ def render_text(rep: dict[str, Any]) -> str:
 
 def markdown_table(rep: dict[str, Any]) -> str:
     """The README form: one row per objective, then the default objective per workload."""
-    out = ["| objective | mean τ | mean τ (separable) | mean outcome loss | max outcome loss |",
-           "|---|---|---|---|---|"]
+    out = ["| objective | mean τ | mean τ (separable) | mean outcome loss | max outcome loss "
+           "| terms the dataset does not measure |", "|---|---|---|---|---|---|"]
     for name, s in rep["objectives"].items():
         out.append(f"| {name} | {_fmt(s['mean_tau'], '+.2f')} | "
                    f"{_fmt(s['mean_tau_separable'], '+.2f')} ({s['separable_workloads']}) | "
                    f"{_fmt(s['mean_outcome_loss_pct'], '.1f')} % | "
-                   f"{_fmt(s['max_outcome_loss_pct'], '.1f')} % |")
+                   f"{_fmt(s['max_outcome_loss_pct'], '.1f')} % | "
+                   f"{', '.join(s.get('unmeasured_terms') or []) or '—'} |")
     return "\n".join(out) + "\n"
 
 
