@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -59,8 +60,13 @@ class ParamSpec:
     families: str = "all"          # version families that have the flag (informational)
     explore: bool = True           # may the policy vary it? (False: fault injection, I/O)
     grid: tuple[Any, ...] = ()     # values the policy may try (numbers; see explore_values)
+    short: str = ""                # the binary's short flag (accepted in argv, never rendered)
+    requires: str = ""             # kernel capability, e.g. "kfunc:scx_bpf_cpu_curr" (probe)
+    no_effect: str = ""            # why setting it changes nothing (then never explored)
 
     def __post_init__(self) -> None:
+        if self.no_effect:
+            object.__setattr__(self, "explore", False)
         if self.kind not in KINDS:
             raise CatalogError(f"parameter {self.name}: kind must be one of {KINDS}")
         if self.render not in RENDERS:
@@ -190,6 +196,10 @@ class SchedulerSpec:
     aliases: Mapping[str, tuple[str, Mapping[Any, Any]]] = field(default_factory=dict)
     help_args: tuple[str, ...] = ("--help",)
     explore: bool = True           # may the policy choose it at all?
+    version: str = ""              # the upstream release (family) this entry describes
+    #: parameters this machine cannot use (set by the probe): name → (spec, reason).  Asking
+    #: for one is refused before anything is spawned, with the reason.
+    unavailable: Mapping[str, tuple[ParamSpec, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -203,6 +213,7 @@ class SchedulerSpec:
         presets = {"default": {}, **{k: dict(v) for k, v in self.presets.items()}}
         object.__setattr__(self, "presets", MappingProxyType(presets))
         object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
+        object.__setattr__(self, "unavailable", MappingProxyType(dict(self.unavailable)))
         for c in self.constraints:
             left, _, right = c.parts()
             for ref in (left, right):
@@ -223,6 +234,8 @@ class SchedulerSpec:
         for p in self.params:
             if p.name == name:
                 return p
+        if name in self.unavailable:
+            raise CatalogError(f"{self.name}: {name} refused: {self.unavailable[name][1]}")
         raise CatalogError(f"scheduler {self.name} has no parameter {name!r} "
                            f"(has: {', '.join(p.name for p in self.params) or 'none'})")
 
@@ -337,21 +350,43 @@ class Catalog:
 
     def action_from_args(self, name: str, args: list[str]) -> Action:
         """Parse an argv the way scx_loader users write it (``-s 20000 -m all``)."""
+        return self.action(name, self.values_from_args(name, args))
+
+    def action_from_text(self, text: str) -> Action:
+        """A choice as people write it: ``NAME``, ``NAME:PRESET``, ``NAME[:PRESET] ARGS…``
+        (``fair``, ``scx_bpfland:lowlatency``, ``scx_flashyspark --dsq-mode cpu -K``)."""
+        words = shlex.split(text)
+        if not words:
+            raise CatalogError("empty scheduler choice")
+        name, _, preset = words[0].partition(":")
+        return self.action(name, self.values_from_args(name, words[1:]), preset or None)
+
+    def values_from_args(self, name: str, args: list[str]) -> dict[str, Any]:
+        """Parameter values from an argv: long and short flags, ``--flag=value``.  A flag
+        this machine cannot use is refused with the probe's reason."""
         spec = self.get(name)
         by_flag: dict[str, tuple[ParamSpec, Any]] = {}
         for p in spec.params:
             if p.render == "switch":
-                by_flag[p.flag] = (p, True)
+                fixed: Any = True
             elif p.render == "option":
-                by_flag[p.flag] = (p, None)
-            elif p.render == "choice_flag":
+                fixed = None
+            else:
                 for choice, flag in p.flags.items():
                     by_flag[flag] = (p, choice)
+                continue
+            for flag in (p.flag, p.short):
+                if flag:
+                    by_flag[flag] = (p, fixed)
+        refused = {f: reason for p, reason in spec.unavailable.values()
+                   for f in (*p.flag_words(), p.short) if f}
         values: dict[str, Any] = {}
         i = 0
         while i < len(args):
             word = args[i]
             flag, eq, inline = word.partition("=")
+            if flag in refused and flag not in by_flag:
+                raise CatalogError(f"{name}: {flag} refused: {refused[flag]}")
             if flag not in by_flag:
                 raise CatalogError(f"{name}: unknown argument {word!r} (known: "
                                    f"{', '.join(sorted(by_flag)) or 'none'})")
@@ -368,7 +403,7 @@ class Catalog:
                     raise CatalogError(f"{name}: {flag} needs a value")
                 values[p.name] = parse_value(p, raw)
             i += 1
-        return self.action(name, values)
+        return values
 
 
 def parse_value(p: ParamSpec, raw: str) -> Any:
@@ -385,24 +420,24 @@ def parse_value(p: ParamSpec, raw: str) -> Any:
 
 
 # -- the built-in entries ---------------------------------------------------------------------
-def switch(name: str, flag: str, doc: str, families: str = "all", explore: bool = True
-           ) -> ParamSpec:
+def switch(name: str, flag: str, doc: str, families: str = "all", explore: bool = True,
+           **extra: Any) -> ParamSpec:
     return ParamSpec(name, "bool", False, flag, render="switch", doc=doc, families=families,
-                     explore=explore)
+                     explore=explore, **extra)
 
 
 def integer(name: str, flag: str, default: int, lo: int, hi: int, doc: str, unit: str = "",
-            families: str = "all", explore: bool = True, grid: tuple[int, ...] = ()
-            ) -> ParamSpec:
+            families: str = "all", explore: bool = True, grid: tuple[int, ...] = (),
+            **extra: Any) -> ParamSpec:
     return ParamSpec(name, "int", default, flag, doc=doc, unit=unit, min=lo, max=hi,
-                     families=families, explore=explore, grid=grid)
+                     families=families, explore=explore, grid=grid, **extra)
 
 
 PRIMARY_DOMAIN_MASK = r"0x[0-9a-fA-F]+"
 _TOPOLOGY = (
     switch("disable_smt", "--disable-smt", "ignore SMT siblings when picking idle CPUs"),
     switch("disable_numa", "--disable-numa", "ignore NUMA nodes"),
-    switch("cpufreq", "--cpufreq", "drive CPU frequency from the scheduler"),
+    switch("cpufreq", "--cpufreq", "drive CPU frequency from the scheduler", short="-f"),
 )
 
 FAIR_SPEC = SchedulerSpec(
@@ -475,25 +510,30 @@ SCX_CENTRAL = SchedulerSpec(
 
 SCX_BPFLAND = SchedulerSpec(
     name="scx_bpfland", binary="scx_bpfland", ops_prefix="bpfland", origin="scx",
+    version="sched-ext/scx 1.1.0",
     description="vruntime-based, prioritises interactive tasks (scx v1.1.x flags)",
     params=(
         integer("slice_us", "--slice-us", 1000, 100, 100_000, "maximum slice", unit="µs",
-                grid=(500, 5000, 20000)),
-        integer("slice_min_us", "--slice-min-us", 0, 0, 100_000, "minimum slice", unit="µs"),
+                grid=(500, 5000, 20000), short="-s"),
+        integer("slice_min_us", "--slice-min-us", 0, 0, 100_000, "minimum slice", unit="µs",
+                short="-L"),
         integer("slice_us_lag", "--slice-us-lag", 40000, 0, 1_000_000,
-                "maximum vruntime credit", unit="µs", grid=(10000, 160000)),
+                "maximum vruntime credit", unit="µs", grid=(10000, 160000), short="-l"),
         integer("throttle_us", "--throttle-us", 0, 0, 1_000_000,
-                "idle time forced between slices (power saving)", unit="µs"),
+                "idle time forced between slices (power saving)", unit="µs", short="-t"),
         integer("idle_resume_us", "--idle-resume-us", -1, -1, 1_000_000,
-                "CPU idle exit latency bound (-1 = off)", unit="µs"),
-        switch("local_pcpu", "--local-pcpu", "per-CPU tasks go to the local DSQ"),
-        switch("local_kthreads", "--local-kthreads", "kthreads dispatched locally"),
-        switch("no_wake_sync", "--no-wake-sync", "ignore WF_SYNC wake-up hints"),
-        switch("sticky_tasks", "--sticky-tasks", "keep tasks on their CPU"),
-        ParamSpec("primary_domain", "choice", "auto", "--primary-domain",
+                "CPU idle exit latency bound, written to sysfs pm_qos_resume_latency_us "
+                "(-1 = off)", unit="µs", short="-I"),
+        switch("local_pcpu", "--local-pcpu", "per-CPU tasks go to the local DSQ", short="-p"),
+        switch("local_kthreads", "--local-kthreads", "kthreads dispatched locally",
+               short="-k"),
+        switch("no_wake_sync", "--no-wake-sync", "ignore WF_SYNC wake-up hints", short="-w"),
+        switch("sticky_tasks", "--sticky-tasks", "keep tasks on their CPU", short="-S"),
+        ParamSpec("primary_domain", "choice", "auto", "--primary-domain", short="-m",
                   choices=("auto", "performance", "powersave", "all", "none"),
                   pattern=PRIMARY_DOMAIN_MASK, doc="CPUs preferred for scheduling"),
-        switch("preferred_idle_scan", "--preferred-idle-scan", "scan preferred CPUs first"),
+        switch("preferred_idle_scan", "--preferred-idle-scan", "scan preferred CPUs first",
+               short="-P"),
         *_TOPOLOGY,
     ),
     constraints=(Constraint("slice_us >= slice_min_us"),),
@@ -511,66 +551,85 @@ SCX_BPFLAND = SchedulerSpec(
 # scx_flash 1.0.14–1.1.0 flags; 1.1.2+ keeps only slice_us, slice_us_lag, throttle_us,
 # idle_resume_us, tickless, rr_sched, primary_domain and the topology switches.
 _FLASH_1_0 = "1.0.14-1.1.0"
+#: The BPF side of --tickless writes rq->curr->scx.slice; a kernel without the kfunc
+#: scx_bpf_cpu_curr() only offers the untrusted rq->curr, and its verifier (6.12) rejects
+#: the write ("only read is supported"): the scheduler cannot load with -T there.
+TICKLESS_NEEDS = "kfunc:scx_bpf_cpu_curr"
 _FLASH_PARAMS = (
     integer("slice_us", "--slice-us", 4096, 100, 100_000, "maximum slice", unit="µs",
-            grid=(1024, 16384)),
+            grid=(1024, 16384), short="-s"),
     integer("slice_us_min", "--slice-us-min", 128, 1, 100_000, "minimum slice", unit="µs",
-            families=_FLASH_1_0),
+            families=_FLASH_1_0, short="-S"),
     integer("slice_us_lag", "--slice-us-lag", 4096, 0, 1_000_000, "vruntime credit",
-            unit="µs", grid=(1024, 32768)),
+            unit="µs", grid=(1024, 32768), short="-l"),
     switch("slice_lag_scaling", "--slice-lag-scaling", "scale lag by CPU utilisation",
-           families=_FLASH_1_0),
+           families=_FLASH_1_0, short="-L"),
     integer("run_us_lag", "--run-us-lag", 32768, 0, 10_000_000, "runtime lag bound",
-            unit="µs", families=_FLASH_1_0),
+            unit="µs", families=_FLASH_1_0, short="-r"),
     integer("max_avg_nvcsw", "--max-avg-nvcsw", 128, 0, 100_000,
-            "voluntary-switch rate cap for interactive boost (0 = off)", families=_FLASH_1_0),
+            "voluntary-switch rate cap for interactive boost (0 = off)", families=_FLASH_1_0,
+            short="-c"),
     integer("cpu_busy_thresh", "--cpu-busy-thresh", -1, -1, 100,
-            "busy threshold (-1 = auto)", unit="%", families=_FLASH_1_0),
+            "busy threshold (-1 = auto)", unit="%", families=_FLASH_1_0, short="-C"),
     integer("throttle_us", "--throttle-us", 0, 0, 1_000_000, "forced idle between slices",
-            unit="µs"),
+            unit="µs", short="-t"),
     integer("idle_resume_us", "--idle-resume-us", 32, -1, 1_000_000,
-            "CPU idle exit latency bound (-1 = off)", unit="µs"),
-    switch("tickless", "--tickless", "tickless scheduling"),
-    switch("rr_sched", "--rr-sched", "round-robin"),
+            "CPU idle exit latency bound, written to sysfs pm_qos_resume_latency_us "
+            "(-1 = off)", unit="µs", short="-I"),
+    switch("tickless", "--tickless", "tickless scheduling (its BPF needs the kfunc "
+           "scx_bpf_cpu_curr; the 6.12 verifier rejects it)", short="-T",
+           requires=TICKLESS_NEEDS),
+    switch("rr_sched", "--rr-sched", "round-robin", short="-R"),
     switch("no_builtin_idle", "--no-builtin-idle", "own idle selection",
-           families=_FLASH_1_0),
-    switch("local_pcpu", "--local-pcpu", "per-CPU tasks go local", families=_FLASH_1_0),
+           families=_FLASH_1_0, short="-b"),
+    switch("local_pcpu", "--local-pcpu", "per-CPU tasks go local", families=_FLASH_1_0,
+           short="-p"),
     switch("direct_dispatch", "--direct-dispatch", "dispatch directly to idle CPUs",
-           families=_FLASH_1_0),
-    switch("sticky_cpu", "--sticky-cpu", "keep tasks on their CPU", families=_FLASH_1_0),
+           families=_FLASH_1_0, short="-D"),
+    switch("sticky_cpu", "--sticky-cpu", "keep tasks on their CPU", families=_FLASH_1_0,
+           short="-y"),
     switch("native_priority", "--native-priority", "use task nice as is",
-           families=_FLASH_1_0),
+           families=_FLASH_1_0, short="-n"),
     switch("local_kthreads", "--local-kthreads", "kthreads dispatched locally",
-           families=_FLASH_1_0),
-    switch("no_wake_sync", "--no-wake-sync", "ignore WF_SYNC hints", families=_FLASH_1_0),
-    ParamSpec("primary_domain", "choice", "auto", "--primary-domain",
+           families=_FLASH_1_0, short="-k"),
+    switch("no_wake_sync", "--no-wake-sync", "ignore WF_SYNC hints", families=_FLASH_1_0,
+           short="-w"),
+    ParamSpec("primary_domain", "choice", "auto", "--primary-domain", short="-m",
               choices=("auto", "turbo", "performance", "powersave", "all", "none"),
               pattern=PRIMARY_DOMAIN_MASK, doc="CPUs preferred for scheduling"),
-    switch("disable_l2", "--disable-l2", "ignore L2 cache domains", families="1.0.14-1.0.15"),
-    switch("disable_l3", "--disable-l3", "ignore L3 cache domains", families="1.0.14-1.0.15"),
+    # still in 1.1.0 (measured on the test-bed build), gone in 1.1.2
+    switch("disable_l2", "--disable-l2", "ignore L2 cache domains", families=_FLASH_1_0),
+    switch("disable_l3", "--disable-l3", "ignore L3 cache domains", families=_FLASH_1_0),
     *_TOPOLOGY,
 )
 
 SCX_FLASH = SchedulerSpec(
     name="scx_flash", binary="scx_flash", ops_prefix="flash", origin="scx",
-    description="EDF with a lag-bounded vruntime, latency oriented (scx v1.0.14–1.1.x)",
+    version="sched-ext/scx 1.1.0",
+    description="EDF with a lag-bounded vruntime, latency oriented (scx v1.0.14–1.1.0 flags)",
     params=_FLASH_PARAMS,
     constraints=(Constraint("slice_us >= slice_us_min"),),
 )
 
 SCX_FLASHYSPARK = SchedulerSpec(
-    name="scx_flashyspark", binary="scx_flashyspark", ops_prefix="flash", origin="fork",
+    name="scx_flashyspark", binary="scx_flashyspark", ops_prefix="flashyspark",
+    origin="fork", version="esot0/scx scx_spark 1bd93fe9 (base: scx_flash 1.0.14)",
     description="fork of scx_flash 1.0.14 with workload-aware CPU selection and GPU "
     "awareness (esot0/scx, branch scx_spark)",
     params=(
         *(replace(p, families="all") for p in _FLASH_PARAMS),
         switch("stay_with_kthread", "--stay-with-kthread",
-               "keep tasks on CPUs where kthreads run"),
+               "keep tasks on CPUs where kthreads run", short="-H",
+               no_effect="the BPF side never marks a CPU as running a kthread "
+               "(cpu_ctx.has_active_kthread is never set), so the branches it enables "
+               "never run"),
         switch("aggressive_gpu_tasks", "--aggressive-gpu-tasks",
-               "only GPU tasks use big/performance cores (kprobes on nvidia_*)"),
+               "only GPU tasks use big/performance cores (kprobes on nvidia_poll/open/mmap)",
+               short="-G", requires="module:nvidia", explore=False),
         switch("workload_aware_scheduling", "--workload-aware-scheduling",
-               "CPU selection by workload type"),
-        switch("timer_kick", "--timer-kick", "BPF timer instead of scx_kick_cpu"),
+               "CPU selection by workload type", short="-W",
+               no_effect="its BPF field is set but never read"),
+        switch("timer_kick", "--timer-kick", "BPF timer instead of scx_kick_cpu", short="-K"),
         ParamSpec("dsq_mode", "choice", "shared", "--dsq-mode", choices=("shared", "cpu"),
                   doc="shared or per-CPU dispatch queues"),
     ),

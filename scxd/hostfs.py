@@ -82,6 +82,9 @@ class HostFS:
         finally:
             os.close(fd)
 
+    def read_bytes(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
     def read_optional(self, rel: str) -> str | None:
         try:
             return self.read(rel)

@@ -7,6 +7,9 @@ parsing arguments, so on a kernel without sched_ext ``scx_simple -h`` fails with
 ``[SCX_BUG]`` — the flags are kept as catalogued and the entry says they are unverified.
 The fair scheduler's debugfs tunables are kept only when readable and writable; their
 defaults become the values read (they depend on the CPU count and the kernel build).
+A parameter that needs a kernel capability (``ParamSpec.requires``: a kfunc in the kernel's
+BTF, a loaded module) is refused on a kernel without it: the entry keeps it in
+``unavailable`` with the reason, so asking for it fails before anything is spawned.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from scxd import btf
 from scxd.catalog import Catalog, ParamSpec, SchedulerSpec
 from scxd.hostfs import SCHED_DEBUGFS_DIR, HostFS
 
@@ -34,11 +38,13 @@ class Availability:
     note: str = ""                                   # e.g. why flags are unverified
     dropped: dict[str, str] = field(default_factory=dict)   # parameter → reason
     dropped_presets: dict[str, str] = field(default_factory=dict)
+    version: str = ""                                # the binary's --version line
 
     def as_dict(self) -> dict:
         return {"available": self.available, "reason": self.reason,
                 "binary_path": self.binary_path, "flags_verified": self.flags_verified,
-                "note": self.note, "dropped_params": dict(self.dropped),
+                "note": self.note, "version": self.version,
+                "dropped_params": dict(self.dropped),
                 "dropped_presets": dict(self.dropped_presets)}
 
 
@@ -90,8 +96,41 @@ def read_help(path: Path, args: tuple[str, ...], timeout: float = HELP_TIMEOUT_S
     return text, ""
 
 
+def missing_capability(host: HostFS, requirement: str, cache: dict[str, object]) -> str:
+    """Why the running kernel lacks ``requirement`` ("" when it has it).  ``kfunc:NAME`` is
+    looked up among the FUNC types of /sys/kernel/btf/vmlinux, ``module:NAME`` in
+    /sys/module.  ``cache`` keeps the parsed BTF across calls."""
+    kind, _, name = requirement.partition(":")
+    if kind == "module":
+        return "" if host.exists(f"sys/module/{name}") else \
+            f"kernel module {name} is not loaded (/sys/module/{name} absent)"
+    if kind != "kfunc":
+        return f"unknown kernel capability {requirement!r}"
+    if "btf" not in cache:
+        try:
+            data = host.read_bytes("sys/kernel/btf/vmlinux")
+            cache["btf"] = data
+        except OSError as exc:
+            cache["btf"] = f"kernel BTF unreadable ({exc.strerror or exc})"
+    data = cache["btf"]
+    if isinstance(data, str):
+        return data
+    assert isinstance(data, bytes)
+    if btf.has_name(data, name):
+        funcs = cache.get("funcs")
+        if funcs is None:
+            try:
+                funcs = cache["funcs"] = btf.func_names(data)
+            except btf.BtfError as exc:
+                return f"kernel BTF unreadable ({exc})"
+        if name in funcs:  # type: ignore[operator]
+            return ""
+    return f"this kernel has no kfunc {name} (not in /sys/kernel/btf/vmlinux)"
+
+
 def restrict(spec: SchedulerSpec, dropped: dict[str, str]) -> tuple[SchedulerSpec, dict[str, str]]:
-    """The spec without the dropped parameters (and presets/constraints that use them)."""
+    """The spec without the dropped parameters (and presets/constraints that use them);
+    dropped ones are kept in ``unavailable`` with their reason."""
     if not dropped:
         return spec, {}
     params = tuple(p for p in spec.params if p.name not in dropped)
@@ -105,8 +144,10 @@ def restrict(spec: SchedulerSpec, dropped: dict[str, str]) -> tuple[SchedulerSpe
     constraints = tuple(c for c in spec.constraints
                         if c.parts()[0] not in dropped and c.parts()[2] not in dropped)
     aliases = {k: v for k, v in spec.aliases.items() if v[0] not in dropped}
+    unavailable = {**spec.unavailable,
+                   **{p.name: (p, dropped[p.name]) for p in spec.params if p.name in dropped}}
     return replace(spec, params=params, presets=kept_presets, constraints=constraints,
-                   aliases=aliases), lost
+                   aliases=aliases, unavailable=unavailable), lost
 
 
 def parse_preempt(text: str) -> str | None:
@@ -151,8 +192,20 @@ def probe_fair(spec: SchedulerSpec, host: HostFS) -> tuple[SchedulerSpec, Availa
                                   else "")
 
 
-def probe_one(spec: SchedulerSpec, search_path: Iterable[str], host: HostFS
-              ) -> tuple[SchedulerSpec, Availability]:
+def read_version(path: Path) -> str:
+    """First line of ``BINARY --version`` ("" when it has none)."""
+    try:
+        res = subprocess.run([str(path), "--version"], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=HELP_TIMEOUT_S,
+                             errors="replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = res.stdout.strip().splitlines()
+    return lines[0] if res.returncode == 0 and lines else ""
+
+
+def probe_one(spec: SchedulerSpec, search_path: Iterable[str], host: HostFS,
+              caps: dict[str, object] | None = None) -> tuple[SchedulerSpec, Availability]:
     if spec.is_fair:
         return probe_fair(spec, host)
     path = find_binary(spec.binary, search_path)
@@ -173,16 +226,23 @@ def probe_one(spec: SchedulerSpec, search_path: Iterable[str], host: HostFS
         if missing:
             dropped[p.name] = f"{', '.join(missing)} not in '{path.name} " \
                               f"{' '.join(spec.help_args)}' output"
+        elif p.requires:
+            why = missing_capability(host, p.requires, caps if caps is not None else {})
+            if why:
+                dropped[p.name] = f"{p.flag} needs {p.requires}: {why}"
     narrowed, lost = restrict(spec, dropped)
     return narrowed, Availability(spec.name, True, binary_path=str(path), flags_verified=True,
-                                  dropped=dropped, dropped_presets=lost)
+                                  dropped=dropped, dropped_presets=lost,
+                                  version=read_version(path) if "--help" in spec.help_args
+                                  else "")
 
 
 def probe_catalog(catalog: Catalog, search_path: Iterable[str], host: HostFS) -> ProbedCatalog:
     search_path = list(search_path)
     specs, avail = [], {}
+    caps: dict[str, object] = {}
     for spec in catalog:
-        narrowed, a = probe_one(spec, search_path, host)
+        narrowed, a = probe_one(spec, search_path, host, caps)
         specs.append(narrowed)
         avail[spec.name] = a
     return ProbedCatalog(Catalog(specs), avail)

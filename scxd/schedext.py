@@ -47,8 +47,13 @@ class KernelState:
         return self.enabled and not self.switch_all
 
     def runs(self, ops_prefix: str) -> bool:
-        """Is a scheduler whose ops name starts with ``ops_prefix`` enabled?"""
-        return self.enabled and self.ops is not None and self.ops.startswith(ops_prefix)
+        """Is a scheduler whose ops name is ``ops_prefix``, or starts with it followed by a
+        non-alphanumeric suffix (Rust schedulers append ``_VERSION...``), enabled?  So
+        ``flash`` matches ``flash`` and ``flash_1.0.14_...`` but not ``flashyspark``."""
+        if not self.enabled or self.ops is None or not self.ops.startswith(ops_prefix):
+            return False
+        rest = self.ops[len(ops_prefix):]
+        return not rest or not rest[0].isalnum()
 
     def as_dict(self) -> dict:
         if not self.present:

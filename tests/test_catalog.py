@@ -318,3 +318,77 @@ def test_unknown_keys_in_scheduler_tables(tmp_path):
     cfg.write_text('[schedulers.scx_simple]\nbinnary = "/x"\n')
     with pytest.raises(ConfigError, match=r"schedulers\.scx_simple\.binnary: unknown key"):
         load_config(cfg, environ={})
+
+
+# -- short flags, text choices, flags that cannot help ---------------------------------------
+# Short flags of the Rust loaders (clap `short = '…'` in each main.rs), transcribed apart.
+CLAP_SHORT = {
+    "scx_bpfland": {"--slice-us": "-s", "--slice-min-us": "-L", "--slice-us-lag": "-l",
+                    "--throttle-us": "-t", "--idle-resume-us": "-I", "--local-pcpu": "-p",
+                    "--local-kthreads": "-k", "--no-wake-sync": "-w", "--sticky-tasks": "-S",
+                    "--primary-domain": "-m", "--preferred-idle-scan": "-P",
+                    "--cpufreq": "-f"},
+    "scx_flash": {"--slice-us": "-s", "--slice-us-min": "-S", "--slice-us-lag": "-l",
+                  "--slice-lag-scaling": "-L", "--run-us-lag": "-r", "--max-avg-nvcsw": "-c",
+                  "--cpu-busy-thresh": "-C", "--throttle-us": "-t", "--idle-resume-us": "-I",
+                  "--tickless": "-T", "--rr-sched": "-R", "--no-builtin-idle": "-b",
+                  "--local-pcpu": "-p", "--direct-dispatch": "-D", "--sticky-cpu": "-y",
+                  "--native-priority": "-n", "--local-kthreads": "-k", "--no-wake-sync": "-w",
+                  "--primary-domain": "-m", "--cpufreq": "-f"},
+}
+CLAP_SHORT["scx_flashyspark"] = {**CLAP_SHORT["scx_flash"], "--stay-with-kthread": "-H",
+                                 "--aggressive-gpu-tasks": "-G",
+                                 "--workload-aware-scheduling": "-W", "--timer-kick": "-K"}
+
+
+@pytest.mark.parametrize("name", list(CLAP_SHORT))
+def test_short_flags_match_the_rust_loaders(name):
+    spec = CATALOG.get(name)
+    assert {p.flag: p.short for p in spec.params if p.short} == CLAP_SHORT[name]
+
+
+def test_choices_written_as_text():
+    text = CATALOG.action_from_text
+    assert text("fair") == CATALOG.fair()
+    assert text("scx_bpfland -s 5000 -p").values == {
+        **CATALOG.get("scx_bpfland").defaults(), "slice_us": 5000, "local_pcpu": True}
+    assert text("scx_bpfland --slice-us=5000 --local-pcpu").argv == (
+        "--slice-us", "5000", "--local-pcpu")
+    low = text("scx_bpfland:lowlatency")
+    assert low.preset == "lowlatency" and low == CATALOG.action("scx_bpfland",
+                                                                preset="lowlatency")
+    assert text("scx_bpfland:powersave -p").values["local_pcpu"] is True
+    spark = text("scx_flashyspark --dsq-mode cpu -K")
+    assert spark.values["dsq_mode"] == "cpu" and spark.values["timer_kick"] is True
+    assert text("scx_flash -C -1 -I 0").values["cpu_busy_thresh"] == -1
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("", "empty scheduler choice"), ("scx_nope", "unknown scheduler 'scx_nope'"),
+    ("scx_bpfland --bogus", "unknown argument '--bogus'"), ("scx_bpfland -s", "-s needs a value"),
+    ("scx_bpfland:nomode", "has no preset 'nomode'"),
+    ("scx_flash -s 100 -S 200", "constraint slice_us >= slice_us_min violated"),
+    ("scx_flashyspark --dsq-mode both", "expected one of ['shared', 'cpu']"),
+])
+def test_bad_text_choices_say_why(text, msg):
+    with pytest.raises(CatalogError, match=re.escape(msg)):
+        CATALOG.action_from_text(text)
+
+
+def test_flags_without_effect_are_never_explored():
+    spark = CATALOG.get("scx_flashyspark")
+    for name in ("stay_with_kthread", "workload_aware_scheduling"):
+        p = spark.param(name)
+        assert p.no_effect and p.explore is False
+    assert spark.param("aggressive_gpu_tasks").requires == "module:nvidia"
+    assert not spark.param("aggressive_gpu_tasks").explore
+
+
+def test_flash_1_1_0_facts():
+    flash = CATALOG.get("scx_flash")
+    assert "1.1.0" in flash.version
+    for name in ("disable_l2", "disable_l3"):
+        assert flash.param(name).families == "1.0.14-1.1.0"
+    assert flash.param("tickless").requires == "kfunc:scx_bpf_cpu_curr"
+    # the fork's kernel ops name is "flashyspark": its own prefix, not flash's
+    assert CATALOG.get("scx_flashyspark").ops_prefix == "flashyspark"

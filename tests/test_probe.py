@@ -125,3 +125,49 @@ def test_catalog_cli_text_and_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "available: no — binary not found: scx_lavd" in text
     assert "presets: default (defaults), fifo (-f)" in text
+
+
+FLASH_HELP = " ".join(["--slice-us", "--slice-us-min", "--slice-us-lag", "--slice-lag-scaling",
+                       "--run-us-lag", "--max-avg-nvcsw", "--cpu-busy-thresh", "--throttle-us",
+                       "--idle-resume-us", "--tickless", "--rr-sched", "--no-builtin-idle",
+                       "--local-pcpu", "--direct-dispatch", "--sticky-cpu", "--native-priority",
+                       "--local-kthreads", "--no-wake-sync", "--primary-domain", "--disable-l2",
+                       "--disable-l3", "--disable-smt", "--disable-numa", "--cpufreq"])
+
+
+@pytest.mark.parametrize("kfuncs,refused", [((), True), (("scx_bpf_cpu_curr",), False)])
+def test_flags_the_kernel_cannot_load_are_refused_with_the_reason(tmp_path, kfuncs, refused):
+    from scxd.catalog import CatalogError
+    from tests.test_btf import make_btf
+
+    root = tmp_path / "host"
+    with FakeKernel(root):
+        (root / "sys/kernel/btf").mkdir(parents=True)
+        (root / "sys/kernel/btf/vmlinux").write_bytes(
+            make_btf([("schedule", 12, 0, b""), *((k, 12, 0, b"") for k in kfuncs)]))
+        install_fake(tmp_path / "bin", "scx_flash", root, "flash", supports=FLASH_HELP)
+        probed = probe_catalog(build_catalog(), [str(tmp_path / "bin")], HostFS(root))
+    a = probed.availability["scx_flash"]
+    if not refused:
+        assert "tickless" not in a.dropped
+        assert probed.catalog.action_from_text("scx_flash -T").values["tickless"] is True
+        return
+    why = a.dropped["tickless"]
+    assert "--tickless needs kfunc:scx_bpf_cpu_curr" in why and "no kfunc" in why
+    for text in ("scx_flash -T", "scx_flash --tickless", "scx_flash -s 5000 -T"):
+        with pytest.raises(CatalogError, match=r"refused: --tickless needs kfunc"):
+            probed.catalog.action_from_text(text)
+    with pytest.raises(CatalogError, match="tickless refused"):
+        probed.catalog.action("scx_flash", {"tickless": True})
+    assert probed.catalog.action_from_text("scx_flash -s 5000").values["slice_us"] == 5000
+
+
+def test_a_module_capability(tmp_path):
+    from scxd.probe import missing_capability
+
+    host = HostFS(tmp_path)
+    assert "nvidia is not loaded" in missing_capability(host, "module:nvidia", {})
+    (tmp_path / "sys/module/nvidia").mkdir(parents=True)
+    assert missing_capability(host, "module:nvidia", {}) == ""
+    assert "unknown kernel capability" in missing_capability(host, "x:y", {})
+    assert "kernel BTF unreadable" in missing_capability(host, "kfunc:f", {})

@@ -30,6 +30,15 @@ def test_enabled_rust_scheduler_matches_by_prefix(tmp_path):
     assert k.as_dict()["state"] == "enabled" and not k.partial
 
 
+@pytest.mark.parametrize("ops,prefix,match", [
+    ("flash", "flash", True), ("flashyspark", "flash", False),
+    ("flashyspark", "flashyspark", True), ("flash_1.0.14_gabc", "flash", True),
+    ("lavd", "lav", False),
+])
+def test_prefix_ends_at_a_word_boundary(tmp_path, ops, prefix, match):
+    assert read_state(tree(tmp_path, ops=ops)).runs(prefix) is match
+
+
 def test_partial_mode(tmp_path):
     k = read_state(tree(tmp_path, ops="qmap", switch_all="0"))
     assert k.partial and k.runs("qmap")
