@@ -613,7 +613,7 @@ SCX_FLASH = SchedulerSpec(
 
 SCX_FLASHYSPARK = SchedulerSpec(
     name="scx_flashyspark", binary="scx_flashyspark", ops_prefix="flashyspark",
-    origin="fork", version="esot0/scx scx_spark 1bd93fe9 (base: scx_flash 1.0.14)",
+    origin="fork", version="esot0/scx scx_spark 1bd93fe9, base scx_flash 1.0.14",
     description="fork of scx_flash 1.0.14 with workload-aware CPU selection and GPU "
     "awareness (esot0/scx, branch scx_spark)",
     params=(

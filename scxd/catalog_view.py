@@ -25,6 +25,9 @@ def param_dict(p: ParamSpec) -> dict[str, Any]:
     return {"name": p.name, "kind": p.kind, "default": p.default, "flag": p.flag,
             "render": p.render, "range": param_range(p), "unit": p.unit, "doc": p.doc,
             "families": p.families, "explore": p.explore,
+            **({"short": p.short} if p.short else {}),
+            **({"requires": p.requires} if p.requires else {}),
+            **({"no_effect": p.no_effect} if p.no_effect else {}),
             **({"flags": dict(p.flags)} if p.flags else {})}
 
 
@@ -35,6 +38,7 @@ def spec_dict(spec: SchedulerSpec, catalog: Catalog,
     return {
         "name": spec.name, "description": spec.description, "origin": spec.origin,
         "binary": spec.binary, "ops_prefix": spec.ops_prefix, "explore": spec.explore,
+        "version": spec.version,
         "params": [param_dict(p) for p in spec.params],
         "constraints": [c.text for c in spec.constraints],
         "aliases": {k: {"param": v[0], "map": {str(a): b for a, b in v[1].items()}}
@@ -54,16 +58,21 @@ def catalog_text(probed: ProbedCatalog) -> str:
     for spec in probed.catalog:
         a = probed.availability[spec.name]
         ops = f'ops "{spec.ops_prefix}*"' if spec.ops_prefix else "no scx scheduler"
-        out.append(f"{spec.name} — {spec.description} [{spec.origin}; {ops}]")
+        origin = f"{spec.origin} {spec.version}" if spec.version else spec.origin
+        out.append(f"{spec.name} — {spec.description} [{origin}; {ops}]")
         if a.available:
             where = f" at {a.binary_path}" if a.binary_path else ""
             out.append(f"  available: yes{where}" + (f" ({a.note})" if a.note else ""))
+            if a.version:
+                out.append(f"  binary: {a.version}")
         else:
             out.append(f"  available: no — {a.reason}")
         for p in spec.params:
             unit = f" {p.unit}" if p.unit else ""
-            tag = "" if p.explore else "  [not explored]"
+            tag = f"  [no effect: {p.no_effect}]" if p.no_effect else \
+                "" if p.explore else "  [not explored]"
             flag = p.flag if p.render != "choice_flag" else "/".join(p.flags.values())
+            flag = f"{p.short}, {flag}" if p.short else flag
             out.append(f"    {p.name:26s} {p.kind:6s} {format_value(p.default)!s:>10s}  "
                        f"{param_range(p) + unit:28s} {flag:24s} {p.doc}{tag}")
         for name, why in a.dropped.items():
@@ -86,7 +95,8 @@ def catalog_markdown(catalog: Catalog) -> str:
     for spec in catalog:
         params = ", ".join(f"`{p.name}`" for p in spec.params) or "—"
         presets = ", ".join(spec.presets)
-        rows.append(f"| `{spec.name}` | {spec.origin} | {spec.ops_prefix or '—'} | {params} "
+        origin = f"{spec.origin} ({spec.version})" if spec.version else spec.origin
+        rows.append(f"| `{spec.name}` | {origin} | {spec.ops_prefix or '—'} | {params} "
                     f"| {presets} |")
     rows.append(README_END)
     return "\n".join(rows)
