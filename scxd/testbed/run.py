@@ -166,12 +166,21 @@ def run_fast(art: Artifacts, scenario: str, timeout: float = 120.0, cpus: int = 
 
 
 # -- full mode --------------------------------------------------------------------------------
+#: numpy's SIMD dispatch levels above its x86-64-v2 baseline.  qemu 7.2's TCG (Debian 12)
+#: mis-emulates the AVX2 code of numpy's vectorised sort: ``np.argsort`` in Optuna's TPE
+#: sampler segfaulted the guest's ``scxd tune`` (rc 139) at its first model-based trial.
+#: Guests run numpy on its baseline code paths instead; the host is unaffected.
+GUEST_NUMPY_ENV = "NPY_DISABLE_CPU_FEATURES='X86_V3 X86_V4 AVX512_ICL AVX512_SPR'"
+
+
 def guest_setup_script(art: Artifacts) -> str:
-    """Shell run first in a full-mode guest: the built tree as kernel headers for bcc."""
+    """Shell run first in a full-mode guest: the built tree as kernel headers for bcc, and
+    numpy kept off the SIMD levels the emulator gets wrong."""
     tree = shlex.quote(str(art.tree))
     return (f"mkdir -p /lib/modules/$(uname -r) && "
             f"ln -sfn {tree} /lib/modules/$(uname -r)/build && "
-            f"ln -sfn {tree} /lib/modules/$(uname -r)/source")
+            f"ln -sfn {tree} /lib/modules/$(uname -r)/source && "
+            f"export {GUEST_NUMPY_ENV}")
 
 
 def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: float = 600.0,
