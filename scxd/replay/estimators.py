@@ -138,6 +138,15 @@ class Interval:
         return {"value": _num(self.value), "ci95": [_num(self.lo), _num(self.hi)]}
 
 
+def format_interval(d: Mapping[str, object], spec: str = "+.4f",
+                    undefined: str = "undefined") -> str:
+    """``{"value": v, "ci95": [lo, hi]}`` (as :meth:`Interval.as_dict` gives) for people."""
+    v, (lo, hi) = d["value"], d["ci95"]
+    if v is None:
+        return undefined
+    return f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]" if lo is not None else f"{v:{spec}}"
+
+
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 

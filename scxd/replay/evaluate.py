@@ -115,12 +115,7 @@ def gate(out: dict[str, Any], estimator: str, min_ess: float) -> dict[str, Any]:
 
 
 def render(out: dict[str, Any]) -> str:
-    def fmt(d: dict[str, Any]) -> str:
-        v, (lo, hi) = d["value"], d["ci95"]
-        if v is None:
-            return "undefined"
-        ci = f"[{lo:+.4f}, {hi:+.4f}]" if lo is not None else "[no CI]"
-        return f"{v:+.4f} {ci}"
+    fmt = est.format_interval
 
     lines = [f"objective {out['objective']}: expected cost per window (lower is better; "
              "95 % bootstrap CIs)", "",

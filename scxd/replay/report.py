@@ -424,14 +424,8 @@ def markdown(rep: dict[str, Any]) -> str:
                     if tg[n]["estimates"]["dr"]["value"] is not None else math.inf):
         s, d = tg[n]["estimates"]["snips"], tg[n]["estimates"]["dr"]
         op = rep["ope"]["on_policy"].get(n)
-
-        def iv(x: dict[str, Any]) -> str:
-            if x["value"] is None:
-                return "—"
-            lo, hi = x["ci95"]
-            return f"{x['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]" if lo is not None else \
-                f"{x['value']:+.3f}"
-        lines.append(f"| `{n}` | {iv(s)} | {iv(d)} | {tg[n]['ess']:.0f} | "
+        lines.append(f"| `{n}` | {est.format_interval(s, '+.3f', '—')} | "
+                     f"{est.format_interval(d, '+.3f', '—')} | {tg[n]['ess']:.0f} | "
                      f"{_ci(op, '+.3f') if op else '—'} |")
     for n, why in rep["ope"]["skipped"].items():
         lines.append(f"\n`{n}` not scored: {why}")

@@ -110,12 +110,7 @@ def run(args: argparse.Namespace) -> int:
     e = out["in_sample"]["estimates"]
 
     def iv(name: str) -> str:
-        v = e[name]
-        if v["value"] is None:
-            return "undefined"
-        lo, hi = v["ci95"]
-        return f"{v['value']:+.4f} [{lo:+.4f}, {hi:+.4f}]" if lo is not None else \
-            f"{v['value']:+.4f}"
+        return est.format_interval(e[name])
 
     print(f"{out['out']}: policy {out['policy']} trained on {out['rows']} windows "
           f"({out['training_rows']} training rows, method {out['method']}, {out['passes']} "
