@@ -26,24 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats as sps
 
 from scxd.catalog import format_value
 
-# Two-sided 97.5 % Student-t quantiles by degrees of freedom (no SciPy needed for 30 numbers).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
 
 def t975(df: float) -> float:
-    if df < 1 or not math.isfinite(df):
-        return math.inf if df < 1 else 1.960
-    if df > len(_T975):
-        return 1.960 + 2.4 / df  # within 0.003 of the exact quantile beyond 30 df
-    lo = math.floor(df)
-    hi = min(lo + 1, len(_T975))
-    frac = df - lo
-    return _T975[lo - 1] * (1 - frac) + _T975[hi - 1] * frac
+    """Two-sided 95 % Student-t quantile (∞ without a degree of freedom)."""
+    return float(sps.t.ppf(0.975, df)) if df >= 1 and math.isfinite(df) else (
+        math.inf if df < 1 else 1.959964)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 
 from scxd.replay.logs import ReplayLog
 from scxd.replay.table import Table, TableError
-from scxd.reward import OBJECTIVES, FairReference, cost, terms_from_metrics
+from scxd.reward import OBJECTIVES, FairReference, cost
 
 
 def table_from_log(log: ReplayLog, objective: str) -> Table:
@@ -62,8 +62,7 @@ def table_from_log(log: ReplayLog, objective: str) -> Table:
     cols["scheduler"] = np.array([arms.get(k).scheduler if k in arms else None for k in keys],
                                  dtype=object)
     cols.update(_param_columns(log, keys))
-    terms = [terms_from_metrics(r.extra.get("metrics") or {}) if r.extra.get("metrics")
-             else dict(r.terms) for r in recs]
+    terms = [dict(r.terms) for r in recs]
     for term in sorted({t for ts in terms for t in ts}):
         cols[f"term_{term}"] = np.array([_f(ts.get(term)) for ts in terms])
     warmup = np.array([r.warmup for r in recs], dtype=bool)
@@ -81,8 +80,9 @@ def table_from_log(log: ReplayLog, objective: str) -> Table:
     for tag in ("workload", "run_id"):
         if any(tag in r.tags for r in recs):
             cols[tag] = np.array([r.tags.get(tag) for r in recs], dtype=object)
-    if any("repeat" in r.tags for r in recs):
-        cols["repeat"] = np.array([int(r.tags.get("repeat", -1)) for r in recs], dtype=np.int64)
+    for tag in ("repeat", "index"):   # index: the window's position in its run
+        if any(tag in r.tags for r in recs):
+            cols[tag] = np.array([int(r.tags.get(tag, -1)) for r in recs], dtype=np.int64)
     meta = {"feature_schema": log.schema, "feature_version": log.feature_version,
             "feature_names": names, "context_columns": [f"ctx_{f}" for f in names],
             "arms": arms.keys(), "arm_labels": arms.labels(), "arm_set": arms.hash,

@@ -14,6 +14,10 @@ from types import ModuleType
 
 #: Modules implementing ``scxd replay`` verbs, in the order ``--help`` lists them.
 VERBS: tuple[str, ...] = (
+    "scxd.replay.train",
+    "scxd.replay.evaluate",
+    "scxd.replay.export",
+    "scxd.replay.report",
     "scxd.replay.validate_reward",
     "scxd.replay.bench",
 )

@@ -68,7 +68,10 @@ def evaluation_columns(objective: str) -> Callable[[dict], list[str]]:
     """What :meth:`Rows.of` reads of a table (given its metadata)."""
     def pick(meta: dict) -> list[str]:
         ctx = meta.get("context_columns") or [f"ctx_{f}" for f in meta.get("feature_names", [])]
-        return [*ctx, "arm", "propensity", f"cost_{objective}", "warmup"]
+        cols = [*ctx, "arm", "propensity", f"cost_{objective}", "warmup"]
+        if not meta.get("context_pre_decision", True):   # see design_contexts
+            cols += [*meta.get("feature_names", []), *DESIGN_KEYS]
+        return list(dict.fromkeys(cols))
     return pick
 
 
@@ -89,7 +92,8 @@ class Rows:
         if "warmup" in table.columns:
             keep &= ~table.columns["warmup"].astype(bool)
         idx = np.flatnonzero(keep)
-        x = table.contexts(idx)
+        pre = table.meta.get("context_pre_decision", True)
+        x = table.contexts(idx) if pre else design_contexts(table, idx)
         has_context = np.isfinite(x).all(axis=1)
         idx, x = idx[has_context], x[has_context]
         if not len(idx):
@@ -98,6 +102,69 @@ class Rows:
         prop = table.column("propensity").astype(np.float64)[idx]
         logged = est.Logged(table.actions()[idx], prop, cost[idx], tuple(table.arms))
         return cls(table, objective, idx, x, logged)
+
+    def subset(self, keep: np.ndarray) -> Rows:
+        lg = self.logged
+        return Rows(self.table, self.objective, self.index[keep], self.x[keep],
+                    est.Logged(lg.actions[keep], lg.propensities[keep], lg.outcomes[keep],
+                               lg.arms))
+
+    def holdout(self) -> tuple[np.ndarray, str]:
+        """Which rows are held out from training, and how they were chosen: a dataset's
+        evaluation repeats (its last 40 %, as ``scxd replay bench`` evaluates and
+        ``pretrain`` never trains on), else the last 40 % of the windows in log order."""
+        if "repeat" in self.table.columns:
+            from scxd.replay.bench import default_eval_repeats
+
+            rep = self.table.column("repeat")[self.index]
+            repeats = sorted({int(r) for r in rep})
+            if len(repeats) > 1:
+                held = default_eval_repeats(repeats)
+                return np.isin(rep, held), f"repeats {held} held out of {repeats}"
+        n = self.logged.n
+        cut = n - max(1, round(0.4 * n))
+        keep = np.arange(n) >= cut
+        return keep, f"the last {n - cut} of {n} windows held out (log order)"
+
+
+#: Columns that place a dataset window in the recording design.
+DESIGN_KEYS = ("workload", "repeat", "index", "arm")
+#: Seed of the design contexts' draws (fixed: the same table always gives the same rows).
+DESIGN_SEED = 20261122
+
+
+def design_contexts(table: Table, rows: np.ndarray, seed: int = DESIGN_SEED) -> np.ndarray:
+    """Pre-decision contexts for the windows of a recording design (a dataset).
+
+    A dataset's design drew each run's arm before the run and held it, so the window before a
+    scored window ran the *same* arm: its features are an outcome of the arm being evaluated
+    (post-treatment).  A target policy scored on them sees a context no deployment could show
+    it when it chooses a different arm, and the estimators then answer different questions:
+    importance weighting evaluates π only at contexts made by the logged arm, the direct
+    method at contexts made by every arm (on the committed dataset a trained LinUCB's SNIPS
+    and DR disagreed this way; ``tests/test_replay_offline.py``).
+
+    So each scored window gets the context it would have had if the design had drawn every
+    window's arm afresh: the arm of the window before is drawn uniformly (seeded), and the
+    context is the features of that arm's window at the previous position in the same
+    workload and repeat — the window's own previous window when the draw is its own arm.
+    The context is then independent of the logged arm (given workload and repeat), as a real
+    decision context is; rows without such a window keep their recorded context."""
+    arms = table.actions()
+    ctx = table.contexts(rows).astype(np.float64)
+    if not all(k in table.columns for k in DESIGN_KEYS[:3]):
+        return ctx
+    wl, rep, pos = (table.column(k) for k in DESIGN_KEYS[:3])
+    at = {(str(wl[i]), int(rep[i]), int(arms[i]), int(pos[i])): i for i in range(table.n)}
+    draws = np.random.default_rng(seed).integers(0, len(table.arms), len(rows))
+    feats = table.features()
+    for j, (i, b) in enumerate(zip(rows, draws, strict=True)):
+        if b == arms[i]:
+            continue
+        src = at.get((str(wl[i]), int(rep[i]), int(b), int(pos[i]) - 1))
+        if src is not None:
+            ctx[j] = feats[src]
+    return ctx
 
 
 def target_terms(rows: Rows, targets: Mapping[str, Target],
@@ -114,7 +181,7 @@ def target_terms(rows: Rows, targets: Mapping[str, Target],
     for s in range(0, n, CHUNK):
         e = min(n, s + CHUNK)
         x, r, al = rows.x[s:e], np.arange(e - s), a[s:e]
-        q = model.predict(x[:, :len(model.mean)], np.arange(s, e)) \
+        q = model.predict(x, np.arange(s, e)) \
             if model is not None else None
         if q is not None:
             ql[s:e] = q[r, al]
@@ -139,27 +206,21 @@ def target_terms(rows: Rows, targets: Mapping[str, Target],
 
 
 def fit_model(rows: Rows, seed: int = 0) -> reward_model.RewardModel:
-    """The cross-fitted reward model on every scored row (it needs no propensity).
-
-    It conditions on the context only when the logged propensities did: features measured
-    *after* the arm was assigned (a dataset's runs) are caused by the arm, and a model of
-    cost given them, evaluated at contexts recorded under other arms, extrapolates to
-    situations no policy can produce — the direct method's estimate of "always fair" on the
-    test-bed dataset was 0.17 against an on-policy mean of 0.03 that way."""
-    x = rows.x if rows.table.meta.get("context_pre_decision", True) else rows.x[:, :0]
-    return reward_model.fit(x, rows.logged.actions, rows.logged.outcomes,
+    """The cross-fitted reward model on every scored row (it needs no propensity), over the
+    rows' decision contexts (for datasets, :func:`design_contexts`)."""
+    return reward_model.fit(rows.x, rows.logged.actions, rows.logged.outcomes,
                             len(rows.logged.arms), seed=seed)
 
 
 def evaluate_targets(rows: Rows, targets: Mapping[str, Target], *,
                      pairs: list[tuple[str, str]] | None = None, clip: float = est.DEFAULT_CLIP,
                      n_bootstrap: int = est.DEFAULT_BOOTSTRAP, seed: int = 0,
-                     with_model: bool = True,
+                     alpha: float = 0.05, with_model: bool = True,
                      on_chunk: Callable[[int], None] | None = None) -> est.Evaluation:
     model = fit_model(rows, seed) if with_model else None
     terms = target_terms(rows, targets, model, on_chunk)
     ev = est.evaluate(rows.logged, terms, clip=clip, n_bootstrap=n_bootstrap, seed=seed,
-                      pairs=pairs)
+                      alpha=alpha, pairs=pairs)
     if model is not None and model.unseen:
         ev.warnings.append("the reward model saw no window of arms " + ", ".join(
             rows.table.arm_labels[k] for k in model.unseen) + ": dm/dr extrapolate there")

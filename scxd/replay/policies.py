@@ -35,17 +35,14 @@ def settings(args: argparse.Namespace) -> Any:
 
 
 def arm_set(table: Table) -> Any:
-    """The table's arms as an :class:`~scxd.policy.arms.ArmSet` (same order, same hash)."""
-    from scxd.catalog import build_catalog
-    from scxd.policy.arms import ArmSet, ArmSetError, action_from_key, action_from_label
+    """The table's arms exactly as the logs recorded them (same keys, order and hash as the
+    daemon that wrote them), whatever this machine's catalog says."""
+    from scxd.policy.arms import ArmSet, ArmSetError
 
-    catalog = build_catalog()
     try:
-        return ArmSet([action_from_key(catalog, k) if "=" in k else
-                       action_from_label(catalog, label)
-                       for k, label in zip(table.arms, table.arm_labels, strict=True)])
+        return ArmSet.from_keys(table.arms, table.arm_labels)
     except ArmSetError as exc:
-        raise TableError(f"the logs' arms are not all in the catalog: {exc}") from None
+        raise TableError(f"the logs' arm set cannot be rebuilt: {exc}") from None
 
 
 def build(name: str, table: Table, args: argparse.Namespace, seed: int = 0) -> Any:

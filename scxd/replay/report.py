@@ -15,7 +15,7 @@ Writes into ``--out``:
   can be scored offline, estimated expected cost with 95 % CIs (SNIPS and DR), next to the
   on-policy mean where the logs hold one.
 
-Outcomes (each workload's own headline figure, :mod:`scxd.workloads`) exist only for
+Outcomes (each workload's own headline figure, :func:`scxd.replay.simulate.headline`) exist only for
 datasets; for journals the report covers costs, and says so.
 """
 
@@ -35,6 +35,7 @@ import numpy as np
 from scxd.replay import analysis, offpolicy
 from scxd.replay import estimators as est
 from scxd.replay.inputs import DEFAULT_OBJECTIVE, progress, single_threaded_blas
+from scxd.replay.policies import METHODS, PolicyTarget, build, offline_scorable
 from scxd.replay.table import Table, TableError, optional_import
 from scxd.reward import OBJECTIVES
 
@@ -51,8 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bootstrap replicates for effects and OPE (default 400)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--policies", metavar="A,B,…",
-                   help="registered policies to compare offline (default: every one that "
-                        "can be scored offline)")
+                   help="registered policies to compare offline, each NAME (trained here on "
+                        "the training split) or NAME:CHECKPOINT (default: every one that can "
+                        "be scored offline)")
+    p.add_argument("--method", choices=METHODS, default="dr",
+                   help="how those policies are trained (default dr; see scxd replay train)")
+    p.add_argument("--clip", type=float, default=est.DEFAULT_CLIP, metavar="W",
+                   help=f"importance-weight clip (default {est.DEFAULT_CLIP:g})")
 
 
 # -- runs: the unit of analysis -----------------------------------------------------------------
@@ -70,7 +76,8 @@ class Run:
     outcome: float | None    # the workload's headline figure
 
 
-def collect_runs(log: Any, table: Table, objective: str) -> list[Run]:
+def collect_runs(log: Any, table: Table, objective: str,
+                 heads: dict[str, tuple[str, bool]]) -> list[Run]:
     """One :class:`Run` per dataset run (``run_id``), or per dwell of a journal (consecutive
     windows on one arm)."""
     cost = table.column(f"cost_{objective}").astype(float)
@@ -86,7 +93,7 @@ def collect_runs(log: Any, table: Table, objective: str) -> list[Run]:
     for i, u in enumerate(unit):
         if scored[i]:
             by_unit[str(u)].append(i)
-    outcomes = run_outcomes(log)
+    outcomes = run_outcomes(log, heads)
     runs = []
     for u, idx in by_unit.items():
         key = str(table.column("arm")[idx[0]])
@@ -109,37 +116,32 @@ def _defaults(action: Any) -> dict[str, Any]:
         return {}
 
 
-def run_outcomes(log: Any) -> dict[str, float]:
-    """run_id → the workload's headline figure (datasets only)."""
-    from scxd import workloads
+def headlines(log: Any) -> dict[str, tuple[str, bool]]:
+    """workload → (its headline outcome, higher is better): declared by the dataset's
+    manifest, else by scxd's workload declarations (:func:`scxd.replay.simulate.headline`)."""
+    from scxd.replay.simulate import headline, manifest_of
 
+    manifest = manifest_of(log.sources)
+    return {w: h for w in log.workloads() if (h := headline(w, manifest)) is not None}
+
+
+def run_outcomes(log: Any, heads: dict[str, tuple[str, bool]]) -> dict[str, float]:
+    """run_id → the workload's headline figure (datasets only)."""
     out = {}
     for r in getattr(log, "runs", []) or []:
-        if not r.get("ok", True):
+        h = heads.get(r.get("workload"))
+        if not r.get("ok", True) or h is None:
             continue
-        try:
-            wl = workloads.get(r["workload"])
-        except KeyError:
-            continue
-        v = wl.headline_value(r.get("outcome"))
-        if v is not None:
-            out[str(r["run_id"])] = v
+        v = (r.get("outcome") or {}).get(h[0])
+        if isinstance(v, int | float) and math.isfinite(v):
+            out[str(r["run_id"])] = float(v)
     return out
-
-
-def headline(workload: str) -> tuple[str, bool] | None:
-    from scxd import workloads
-
-    try:
-        h = workloads.get(workload).headline
-    except KeyError:
-        return None
-    return h.metric, h.higher_is_better
 
 
 # -- the analyses -------------------------------------------------------------------------------
 
-def rankings(runs: list[Run]) -> tuple[list[analysis.Ranking], list[analysis.Ranking]]:
+def rankings(runs: list[Run], heads: dict[str, tuple[str, bool]]
+             ) -> tuple[list[analysis.Ranking], list[analysis.Ranking]]:
     by_outcome, by_cost = [], []
     for wl in sorted({r.workload for r in runs}):
         wr = [r for r in runs if r.workload == wl]
@@ -152,7 +154,7 @@ def rankings(runs: list[Run]) -> tuple[list[analysis.Ranking], list[analysis.Ran
         rc = analysis.rank_cells(wl, "cost", cost_cells, higher_is_better=False)
         if rc:
             by_cost.append(rc)
-        h = headline(wl)
+        h = heads.get(wl)
         if h and out_cells:
             ro = analysis.rank_cells(wl, f"{h[0]} ({'higher' if h[1] else 'lower'} is better)",
                                      out_cells, higher_is_better=h[1])
@@ -161,7 +163,8 @@ def rankings(runs: list[Run]) -> tuple[list[analysis.Ranking], list[analysis.Ran
     return by_outcome, by_cost
 
 
-def effect_rows(runs: list[Run], fair_label: str) -> list[analysis.RunRow]:
+def effect_rows(runs: list[Run], fair_label: str, heads: dict[str, tuple[str, bool]]
+                ) -> list[analysis.RunRow]:
     """Runs as regression rows.  The outcome response is 100 × ln(outcome / the workload's
     fair mean), signed so that positive is better: ≈ % for small changes, and symmetric, so
     one workload's 20-fold latency cannot swamp the others' 10 % differences."""
@@ -174,7 +177,7 @@ def effect_rows(runs: list[Run], fair_label: str) -> list[analysis.RunRow]:
     rows = []
     for r in runs:
         resp = {"cost": r.cost}
-        h = headline(r.workload)
+        h = heads.get(r.workload)
         if r.outcome is not None and h and fair_mean.get(r.workload):
             sign = 1.0 if h[1] else -1.0
             if r.outcome > 0 and fair_mean[r.workload] > 0:
@@ -186,32 +189,49 @@ def effect_rows(runs: list[Run], fair_label: str) -> list[analysis.RunRow]:
 
 def ope_comparison(table: Table, objective: str, policies: list[str] | None,
                    n_boot: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Every fixed arm and every offline-scorable registered policy on the same replicates."""
+    """Every fixed arm and every offline-scorable registered policy, estimated on the held-out
+    rows (:meth:`~scxd.replay.offpolicy.Rows.holdout`) on the same bootstrap replicates.  A
+    policy named without a checkpoint is first trained off-policy (``--method``) on the
+    other rows — as ``scxd replay train`` would — so the comparison is of what each learner
+    makes of these logs, judged on windows it never saw; ``NAME:CHECKPOINT`` is scored as
+    loaded."""
     from scxd.replay.inputs import resolve_target
+    from scxd.replay.train import fit
 
     rows = offpolicy.Rows.of(table, objective)
+    held, split = rows.holdout()
+    train_rows, eval_rows = rows.subset(~held), rows.subset(held)
     targets: dict[str, offpolicy.Target] = {}
     for label in table.arm_labels:
         t = resolve_target(f"fixed:{label}", table, args)
         targets[t.name] = t
     skipped: dict[str, str] = {}
-    for name in policies or []:
-        try:
-            t = resolve_target(name, table, args)
-        except (ValueError, TableError) as exc:
-            skipped[name] = str(exc)
-            continue
-        targets[t.name] = t
-    with progress(rows.logged.n * len(targets), "scoring policies", "window") as bar:
-        ev = offpolicy.evaluate_targets(rows, targets, n_bootstrap=n_boot, seed=seed,
-                                        on_chunk=bar.update)
+    trained: dict[str, dict[str, Any]] = {}
+    with progress(len(policies or []), "training policies", "policy") as bar:
+        for spec in policies or []:
+            bar.update(1)
+            name, _, checkpoint = spec.partition(":")
+            try:
+                if checkpoint:
+                    targets[spec] = resolve_target(spec, table, args)
+                    continue
+                policy = build(name, table, args, seed=seed)
+                trained[name] = fit(policy, train_rows, args.method, args.clip, 3, seed)
+            except (ValueError, TableError) as exc:
+                skipped[spec] = str(exc)
+                continue
+            targets[name] = PolicyTarget(name, policy)
+    with progress(eval_rows.logged.n * len(targets), "scoring policies", "window") as bar:
+        ev = offpolicy.evaluate_targets(eval_rows, targets, clip=args.clip, n_bootstrap=n_boot,
+                                        seed=seed, on_chunk=bar.update)
     on_policy: dict[str, dict[str, Any]] = {}
     for k, label in enumerate(table.arm_labels):
-        mine = rows.logged.outcomes[rows.logged.actions == k]
+        mine = eval_rows.logged.outcomes[eval_rows.logged.actions == k]
         if len(mine):
             on_policy[f"fixed:{label}"] = analysis.mean_ci(mine).as_dict()
-    return {"objective": objective, "rows": rows.logged.n, "warnings": ev.warnings,
-            "targets": {n: e.as_dict() for n, e in ev.targets.items()},
+    return {"objective": objective, "split": split, "train_rows": train_rows.logged.n,
+            "rows": eval_rows.logged.n, "method": args.method, "trained": trained,
+            "warnings": ev.warnings, "targets": {n: e.as_dict() for n, e in ev.targets.items()},
             "on_policy": on_policy, "skipped": skipped}
 
 
@@ -415,8 +435,16 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += ["", "![parameter effects](parameter_effects.png)", "",
               "## Off-policy comparison", "",
               f"Expected cost per window under `{rep['ope']['objective']}` if the policy had "
-              f"chosen, estimated from {rep['ope']['rows']} logged windows. *On-policy* is the "
-              "mean of the windows that really ran the arm (for `fixed:` targets).", "",
+              f"chosen, estimated from {rep['ope']['rows']} held-out windows "
+              f"({rep['ope']['split']}). Registered learners were first trained off-policy "
+              f"(method `{rep['ope']['method']}`) on the other {rep['ope']['train_rows']} "
+              "windows, so each is judged on windows it never saw. *On-policy* is the mean of "
+              "the held-out windows that really ran the arm (for `fixed:` targets). "
+              + ("Dataset windows are judged from their design contexts (the window before "
+                 "under a uniformly drawn arm: `scxd/replay/offpolicy.py`, "
+                 "`design_contexts`), not from the window before in the same run, whose "
+                 "features the run's own arm caused. "
+                 if not rep.get("context_pre_decision", True) else ""), "",
               "| policy | snips [CI] | dr [CI] | ESS | on-policy mean [CI] |",
               "|---|---|---|---|---|"]
     tg = rep["ope"]["targets"]
@@ -445,18 +473,19 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
         raise TableError("nothing to read: give --dataset DIR or --journal DIR")
     log = load_logs(journals=args.journal, datasets=args.dataset)
     table = table_from_log(log, args.objective)
-    runs = collect_runs(log, table, args.objective)
+    heads = headlines(log)
+    runs = collect_runs(log, table, args.objective, heads)
     if not runs:
         raise TableError("no scored windows: nothing to report")
     fair_i = log.arms.fair_index()
     fair_label = log.arms[fair_i].label if fair_i is not None else ""
-    by_outcome, by_cost = rankings(runs)
-    rows = effect_rows(runs, fair_label)
+    by_outcome, by_cost = rankings(runs, heads)
+    rows = effect_rows(runs, fair_label, heads)
     effects = (analysis.parameter_effects(rows, "outcome", n_boot=args.bootstrap,
                                           seed=args.seed)
                + analysis.parameter_effects(rows, "cost", n_boot=args.bootstrap,
                                             seed=args.seed))
-    policies = args.policies.split(",") if args.policies else default_policies()
+    policies = args.policies.split(",") if args.policies else offline_scorable()
     ope = ope_comparison(table, args.objective, policies, args.bootstrap, args.seed, args)
     args.out.mkdir(parents=True, exist_ok=True)
     if by_outcome:
@@ -468,19 +497,11 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
         plot_effects(effects, args.out / "parameter_effects.png")
     plot_ope(ope, args.out / "ope.png")
     return {"sources": log.sources, "objective": args.objective, "windows": table.n,
+            "context_pre_decision": table.meta.get("context_pre_decision", True),
             "runs": len(runs), "arms": log.arms.labels(),
             "best_by_outcome": [r.as_dict() for r in by_outcome],
             "best_by_cost": [r.as_dict() for r in by_cost],
             "parameter_effects": [e.as_dict() for e in effects], "ope": ope}
-
-
-def default_policies() -> list[str]:
-    """Registered policies that can be scored offline (none without a registry)."""
-    try:
-        from scxd.replay.policies import offline_scorable
-    except ImportError:
-        return []
-    return offline_scorable()
 
 
 def run(args: argparse.Namespace) -> int:
