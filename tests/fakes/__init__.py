@@ -22,7 +22,7 @@ FAKE_SCX = Path(__file__).with_name("fake_scx.py")
 
 
 class FakeKernel:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, real_proc: bool = True):
         self.root = Path(root)
         self.sx = self.root / "sys/kernel/sched_ext"
         self.sx.mkdir(parents=True, exist_ok=True)
@@ -31,8 +31,10 @@ class FakeKernel:
         for name, value in (("state", "disabled"), ("switch_all", "0"), ("nr_rejected", "0"),
                             ("hotplug_seq", "1"), ("enable_seq", "0")):
             (self.sx / name).write_text(value + "\n")
-        # Loaders are real processes: the fake tree shows the real /proc.
-        (self.root / "proc").symlink_to("/proc")
+        # Loaders are real processes: the fake tree shows the real /proc (unless the test
+        # lays out a /proc of its own, e.g. tests.fakes.synthetic_host).
+        if real_proc:
+            (self.root / "proc").symlink_to("/proc")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="fake-kernel")
         self.releases = 0
