@@ -13,6 +13,7 @@ objective.  Their propensity is the probability with which the arm running in th
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -145,23 +146,32 @@ def design_contexts(table: Table, rows: np.ndarray, seed: int = DESIGN_SEED) -> 
     and DR disagreed this way; ``tests/test_replay_offline.py``).
 
     So each scored window gets the context it would have had if the design had drawn every
-    window's arm afresh: the arm of the window before is drawn uniformly (seeded), and the
-    context is the features of that arm's window at the previous position in the same
-    workload and repeat — the window's own previous window when the draw is its own arm.
-    The context is then independent of the logged arm (given workload and repeat), as a real
-    decision context is; rows without such a window keep their recorded context."""
+    window's arm afresh: the arm of the window before is drawn uniformly (seeded) among the
+    arms recorded for the same workload and repeat, and the context is the features of that
+    arm's window at the previous position — the window's own previous window when the draw
+    is its own arm.  The context is then independent of the logged arm (given workload and
+    repeat), as a real decision context is; rows without such a window keep their recorded
+    context."""
     arms = table.actions()
     ctx = table.contexts(rows).astype(np.float64)
     if not all(k in table.columns for k in DESIGN_KEYS[:3]):
         return ctx
     wl, rep, pos = (table.column(k) for k in DESIGN_KEYS[:3])
-    at = {(str(wl[i]), int(rep[i]), int(arms[i]), int(pos[i])): i for i in range(table.n)}
-    draws = np.random.default_rng(seed).integers(0, len(table.arms), len(rows))
+    at: dict[tuple[str, int, int, int], int] = {}
+    cell_arms: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for i in range(table.n):
+        cell = (str(wl[i]), int(rep[i]))
+        at[(*cell, int(arms[i]), int(pos[i]))] = i
+        cell_arms[cell].add(int(arms[i]))
+    choices = {cell: np.array(sorted(a)) for cell, a in cell_arms.items()}
+    rng = np.random.default_rng(seed)
     feats = table.features()
-    for j, (i, b) in enumerate(zip(rows, draws, strict=True)):
+    for j, i in enumerate(rows):
+        cell = (str(wl[i]), int(rep[i]))
+        b = int(rng.choice(choices[cell]))
         if b == arms[i]:
             continue
-        src = at.get((str(wl[i]), int(rep[i]), int(b), int(pos[i]) - 1))
+        src = at.get((*cell, b, int(pos[i]) - 1))
         if src is not None:
             ctx[j] = feats[src]
     return ctx
