@@ -40,11 +40,12 @@ from tests.fakes.synthetic_host import (
 TARGET = 0.90
 
 
-def one_seed(seed: int, windows: int, bootstrap: int, keep: Path | None) -> dict:
+def one_seed(seed: int, windows: int, bootstrap: int, keep: Path | None, warmup: int
+             ) -> dict:
     base = keep or Path(tempfile.mkdtemp(prefix="scxd-coverage-"))
     tmp = base / f"seed{seed}"
     tmp.mkdir(parents=True, exist_ok=True)
-    run = daemon_journal(tmp, seed, windows)
+    run = daemon_journal(tmp, seed, windows, warmup=warmup)
     checks = check_estimates(run, bootstrap=bootstrap, seed=seed)
     (tmp / "truth.json").write_text(run.host.as_json())
     return {"seed": seed, "seconds": run.seconds, "windows": len(run.host.windows),
@@ -94,6 +95,9 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=400, help="windows per daemon run")
     ap.add_argument("--parallel", type=int, default=5)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="the guard's warmup_windows (≥ 1: the scored windows are selected "
+                         "by the previous arm; see the README)")
     ap.add_argument("--keep", type=Path, help="keep journals and truths here")
     ap.add_argument("--json", type=Path, help="write every estimate here")
     args = ap.parse_args()
@@ -101,8 +105,8 @@ def main() -> int:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     results = []
     with ProcessPoolExecutor(args.parallel) as pool:
-        futures = {pool.submit(one_seed, s, args.windows, args.bootstrap, args.keep): s
-                   for s in seeds}
+        futures = {pool.submit(one_seed, s, args.windows, args.bootstrap, args.keep,
+                               args.warmup): s for s in seeds}
         for fut in as_completed(futures):
             r = fut.result()
             results.append(r)
@@ -111,8 +115,8 @@ def main() -> int:
     results.sort(key=lambda r: r["seed"])
     text, ok = summarise(results)
     print(f"{len(results)} seeds × {args.windows} windows of `scxd run` (network, ε = 0.3, "
-          f"latency objective) on the synthetic host; {args.bootstrap} bootstrap replicates; "
-          f"wall {time.monotonic() - t0:.0f} s\n")
+          f"latency objective, warmup_windows {args.warmup}) on the synthetic host; "
+          f"{args.bootstrap} bootstrap replicates; wall {time.monotonic() - t0:.0f} s\n")
     print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -244,7 +244,7 @@ address = "127.0.0.1:{port}"
 fsync = false
 [guard]
 min_dwell = 0.0
-warmup_windows = 0
+warmup_windows = %(warmup)d
 swaps_per_hour = 3600
 regression_margin = 10.0
 [actuator]
@@ -275,8 +275,13 @@ class DaemonRun:
 
 
 def daemon_journal(tmp: Path, seed: int, windows: int, truth: Truth = DEFAULT_TRUTH,
-                   epsilon: float = 0.3, timeout_per_window: float = 3.0) -> DaemonRun:
-    """Run ``scxd run`` on the synthetic host until it journaled ``windows`` windows."""
+                   epsilon: float = 0.3, warmup: int = 0, timeout_per_window: float = 3.0
+                   ) -> DaemonRun:
+    """Run ``scxd run`` on the synthetic host until it journaled ``windows`` windows.
+
+    ``warmup``: the guard's ``warmup_windows``.  This world has no swap transient, so any
+    value leaves the truth unchanged; ≥ 1 shows what discarding warm-up windows does to the
+    estimators (the windows left are selected by the previous arm)."""
     from tests.daemon_helper import Daemon
     from tests.fakes import FakeKernel, fake_processes, install_fake, wait_for
 
@@ -287,7 +292,8 @@ def daemon_journal(tmp: Path, seed: int, windows: int, truth: Truth = DEFAULT_TR
         install_fake(tmp / "bin", "scx_qmap", kernel.root, "qmap",
                      supports="-s -b -H -p -e -t -T -h")
         host = SyntheticHost(kernel.root, tmp / "state" / "journal", truth, seed)
-        d = Daemon(tmp, DAEMON_CONFIG % {"seed": seed, "epsilon": epsilon})
+        d = Daemon(tmp, DAEMON_CONFIG % {"seed": seed, "epsilon": epsilon,
+                                         "warmup": warmup})
         try:
             host.start()
             ok = wait_for(lambda: d.ctl("status")["windows"] >= windows,
