@@ -1,8 +1,8 @@
-"""``scxd replay evaluate``: how a policy *would* do on recorded windows, before it runs.
+r"""``scxd replay evaluate``: how a policy *would* do on recorded windows, before it runs.
 
     scxd replay evaluate --dataset data/testbed --policy fixed:scx_simple
-    scxd replay evaluate --journal /var/lib/scxd/journal --policy torch:/var/lib/scxd/policy.pt \
-        --baseline fair --json --require-better
+    scxd replay evaluate --journal /var/lib/scxd/journal \
+        --policy network:/var/lib/scxd/policy/network.npz --baseline fair --json --require-better
 
 Estimates the target's expected cost per window under ``--objective`` with replay (Li et al.),
 IPS, SNIPS, the direct method and doubly robust (:mod:`scxd.replay.estimators`), weights

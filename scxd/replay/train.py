@@ -1,4 +1,4 @@
-"""``scxd replay train``: train a registered policy from recorded windows, off-policy.
+r"""``scxd replay train``: train a registered policy from recorded windows, off-policy.
 
     scxd replay train --dataset data/testbed --policy linucb --out linucb.npz [--holdout]
     scxd replay train --journal /var/lib/scxd/journal --policy network --method dr \
