@@ -4,16 +4,17 @@
 Each seed runs the daemon (the torch network as an ε-greedy logging policy, ε = 0.3) against
 the fake sched_ext kernel and the synthetic host of ``tests/fakes/synthetic_host.py``, whose
 runqueue latency is caused by the arm that runs and the workload's phase with a known mean:
-under the ``latency`` objective a window's cost is μ[arm][phase] + ε exactly.  The journal is
+under v1's latency objective (``v1_latency``, recomputed by replay from the journaled raw
+terms) a window's cost is μ[arm][phase] + ε exactly.  The journal is
 then read by the same code as ``scxd replay evaluate --journal`` (reader, t/t+1 join, offline
 costs, estimators), "always arm k" is estimated for every arm, and each estimator's 95 % CI is
 checked against the truth (μ[k][phase] averaged over the evaluated windows).  The target of
 the issue: every estimator's CI covers the truth in ≥ 90 % of the (seed, arm) cases.
 
     flock /tmp/scxd-heavy.lock env PYTHONPATH=$PWD python bench/replay_coverage.py \
-        [--seeds 20] [--windows 400] [--parallel 5] [--json out.json]
+        [--seeds 20] [--windows 400] [--window 1.0] [--parallel 5] [--json out.json]
 
-Seeds run in parallel (each daemon mostly sleeps: 1 s windows).  The fair scheduler's cost is
+Seeds run in parallel (each daemon mostly sleeps between its windows).  The fair scheduler's cost is
 exactly 0 in this world (it is the reference), so its rows are reported apart.
 """
 
@@ -40,12 +41,12 @@ from tests.fakes.synthetic_host import (
 TARGET = 0.90
 
 
-def one_seed(seed: int, windows: int, bootstrap: int, keep: Path | None, warmup: int
-             ) -> dict:
+def one_seed(seed: int, windows: int, bootstrap: int, keep: Path | None, warmup: int,
+             window_s: float) -> dict:
     base = keep or Path(tempfile.mkdtemp(prefix="scxd-coverage-"))
     tmp = base / f"seed{seed}"
     tmp.mkdir(parents=True, exist_ok=True)
-    run = daemon_journal(tmp, seed, windows, warmup=warmup)
+    run = daemon_journal(tmp, seed, windows, warmup=warmup, window_s=window_s)
     checks = check_estimates(run, bootstrap=bootstrap, seed=seed)
     (tmp / "truth.json").write_text(run.host.as_json())
     return {"seed": seed, "seconds": run.seconds, "windows": len(run.host.windows),
@@ -95,6 +96,8 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=400, help="windows per daemon run")
     ap.add_argument("--parallel", type=int, default=5)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--window", type=float, default=1.0,
+                    help="the daemons' window in seconds (default 1.0; 0.5 keeps costs exact)")
     ap.add_argument("--warmup", type=int, default=0,
                     help="the guard's warmup_windows (≥ 1: the scored windows are selected "
                          "by the previous arm; see the README)")
@@ -106,7 +109,7 @@ def main() -> int:
     results = []
     with ProcessPoolExecutor(args.parallel) as pool:
         futures = {pool.submit(one_seed, s, args.windows, args.bootstrap, args.keep,
-                               args.warmup): s for s in seeds}
+                               args.warmup, args.window): s for s in seeds}
         for fut in as_completed(futures):
             r = fut.result()
             results.append(r)
@@ -114,8 +117,9 @@ def main() -> int:
                   file=sys.stderr, flush=True)
     results.sort(key=lambda r: r["seed"])
     text, ok = summarise(results)
-    print(f"{len(results)} seeds × {args.windows} windows of `scxd run` (network, ε = 0.3, "
-          f"latency objective, warmup_windows {args.warmup}) on the synthetic host; "
+    print(f"{len(results)} seeds × {args.windows} windows of {args.window:g} s of `scxd run` "
+          f"(network, ε = 0.3, "
+          f"truth under v1_latency, warmup_windows {args.warmup}) on the synthetic host; "
           f"{args.bootstrap} bootstrap replicates; wall {time.monotonic() - t0:.0f} s\n")
     print(text)
     if args.json:

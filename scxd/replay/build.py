@@ -10,7 +10,8 @@ Costs for every objective are recomputed from each window's metrics against a fa
 reference: with workload tags (test-bed datasets) the median of the fair scheduler's scored
 windows of the same workload; without (daemon journals) the daemon's own rolling reference
 (:class:`scxd.reward.FairReference`) replayed in journal order, so the journal's recorded cost
-is reproduced for its objective and every other objective is computed the same way.
+is reproduced for its objective and every other objective — v1's (``v1_*``) included — is
+computed the same way.
 
 ``meta["context_pre_decision"]`` says whether the logged propensities were conditional on the
 decision context: true for journals (the daemon decided from that window's features), false
@@ -29,7 +30,7 @@ import numpy as np
 
 from scxd.replay.logs import ReplayLog
 from scxd.replay.table import Table, TableError
-from scxd.reward import OBJECTIVES, FairReference, cost
+from scxd.reward import ALL_OBJECTIVE_TERMS, FairReference, cost
 
 
 def table_from_log(log: ReplayLog, objective: str) -> Table:
@@ -67,7 +68,7 @@ def table_from_log(log: ReplayLog, objective: str) -> Table:
         cols[f"term_{term}"] = np.array([_f(ts.get(term)) for ts in terms])
     warmup = np.array([r.warmup for r in recs], dtype=bool)
     fair = arms[arms.fair_index()].key if arms.fair_index() is not None else None
-    for obj in OBJECTIVES:
+    for obj in ALL_OBJECTIVE_TERMS:   # v1's objectives too: replay compares them
         cols[f"cost_{obj}"] = offline_costs(recs, terms, warmup, keys, fair, obj)
     cols["cost"] = cols[f"cost_{objective}"]
     cols["reward"] = -cols["cost"]
@@ -86,7 +87,7 @@ def table_from_log(log: ReplayLog, objective: str) -> Table:
     meta = {"feature_schema": log.schema, "feature_version": log.feature_version,
             "feature_names": names, "context_columns": [f"ctx_{f}" for f in names],
             "arms": arms.keys(), "arm_labels": arms.labels(), "arm_set": arms.hash,
-            "objectives": list(OBJECTIVES), "objective": objective, "sources": log.sources,
+            "objectives": list(ALL_OBJECTIVE_TERMS), "objective": objective, "sources": log.sources,
             "window_s": log.window_s, "skipped_lines": len(log.skipped),
             "reference": "workload" if "workload" in cols else "rolling",
             # Daemon journals decide from the window's features (a context); a dataset's
