@@ -25,9 +25,11 @@ Not thread-safe: one owner (the daemon's loop) calls it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
@@ -489,8 +491,25 @@ class Actuator:
             raise _Failure(FailureReason.SPAWN_FAILED, f"{path}: {exc.strerror or exc}") from None
         self._persist(action, proc, "starting")
         prefix = self.catalog.get(action.scheduler).ops_prefix
-        k = self._wait(lambda k: k.enabled and k.enable_seq > seq_before and k.ops is not None,
+        k = self._wait(lambda k: k.enable_seq > seq_before
+                       and ((k.enabled and k.ops is not None) or k.disabled),
                        self.cfg.start_timeout, proc)
+        if k is not None and k.disabled:
+            # Enabled and ejected between two polls (the watchdog under load can fire before
+            # the first poll sees it): the loader is told by the kernel and exits with its
+            # reason, unless it is one that restarts at the kernel's request.
+            k = self._wait(lambda k: k.enabled and k.enable_seq > seq_before
+                           and k.ops is not None, self.cfg.stop_timeout, proc)
+            if k is None and proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(self.cfg.stop_timeout)
+            if k is None and proc.poll() is None:
+                proc.stop(self.cfg.stop_timeout)
+                why = self._kernel_reason() or proc.output.exit_line or "no reason given"
+                raise _Failure(FailureReason.EJECTED_AT_START,
+                               f"{action.label()} was enabled and disabled again before it "
+                               f"was confirmed: {why}", proc.popen.returncode,
+                               proc.output.text(20))
         if k is None:
             rc = proc.poll()
             if rc is None:

@@ -138,6 +138,22 @@ def test_ejection_while_enabling_names_the_kernel_reason(env):
     finish(act, env)
 
 
+@pytest.mark.parametrize("silent_for", [0.2, 5.0])
+def test_ejection_between_two_polls_is_not_a_start_timeout(env, silent_for):
+    """Enabled and ejected before the first poll saw it, the loader itself the stalled task
+    (silent for a while, or for longer than the start timeout): reported at once as an
+    ejection with the kernel's reason, not as a loader that never enabled."""
+    env.fake(mode="eject_unseen", after=silent_for)
+    act = env.actuator(start_timeout=2.0)
+    t0 = time.monotonic()
+    res = act.apply(act.catalog.action("scx_simple"))
+    assert res.reason == "ejected_at_start", res.as_dict()
+    assert "runnable task stall" in res.detail and "failed to run for" in res.detail
+    assert res.outcome == "fell_back_to_fair" and env.kernel.state == "disabled"
+    assert time.monotonic() - t0 < 2.0 + 1.5  # never the start timeout plus a stop
+    finish(act, env)
+
+
 def test_failure_rolls_back_to_last_good(env):
     env.fake()
     env.fake("scx_qmap", "qmap", mode="refuse", supports="-s -b -H -p -e -t -T -h")

@@ -17,6 +17,9 @@ Behaviour is chosen with --mode:
   eject_alive     enable, then after --after s the kernel ejects it (stall); stays alive
   eject_exit      same, but the loader prints EXIT and exits 0 (as real loaders do)
   eject_at_start  the watchdog ejects it while still enabling; EXIT, exit 0
+  eject_unseen    enabled and ejected before anyone polls (enable_seq moves, the state is
+                  disabled again); the loader was the stalled task and stays silent for
+                  --after s, then EXIT, exit 0 (scx_qmap -t under emulation)
 --refuse-with FLAG: refuse (as in refuse mode) only when the command line has FLAG.
 """
 
@@ -111,6 +114,19 @@ def main() -> int:
         write(sx / "state", "disabled")
         (sx / ".attached").unlink(missing_ok=True)
         print("EXIT: runnable task stall (watchdog failed to check in for 5.012s)", flush=True)
+        return 0
+    if args.mode == "eject_unseen":
+        time.sleep(args.enable_delay)
+        seq = int((sx / "enable_seq").read_text().strip() or 0) + 1
+        write(sx / "enable_seq", str(seq))
+        kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" enabled')
+        kmsg(root, f"sched_ext: {args.ops}: {name}[{os.getpid()}] failed to run for 5.064s")
+        kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" disabled (runnable task stall)')
+        write(sx / "state", "disabled")
+        (sx / ".attached").unlink(missing_ok=True)
+        time.sleep(args.after)
+        print(f"EXIT: runnable task stall ({name}[{os.getpid()}] failed to run for 5.064s)",
+              flush=True)
         return 0
     if args.mode == "hang_enabling":
         while True:
