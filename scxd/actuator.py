@@ -48,8 +48,10 @@ log = logging.getLogger("scxd.actuator")
 POLL_S = 0.01
 INTENT_FILE = "intent.json"
 INTENT_VERSION = 1
-#: Loader output that means the struct_ops attach lost against another scheduler.
-EBUSY_MARKERS = ("EBUSY", "Device or resource busy", "Failed to attach struct_ops")
+#: Loader output that means the struct_ops attach lost against another scheduler (the
+#: kernel-tree C loaders; the scx Rust loaders check the state first and say the last one).
+EBUSY_MARKERS = ("EBUSY", "Device or resource busy", "Failed to attach struct_ops",
+                 "another sched_ext scheduler is already running")
 #: Kernel disable reasons that mean the scheduler was told to go (not ejected).
 CLEAN_EXIT_REASONS = ("unregistered from user space",)
 CRASH_RESTARTS = 3

@@ -53,7 +53,9 @@ def bpf_source():
 
 @pytest.fixture(scope="session")
 def testbed_artifacts():
-    """The built sched_ext test bed (built now if missing; a cached build is only checked)."""
+    """The built sched_ext test bed (built now if missing; a cached build is only checked):
+    the kernel, its tree's schedulers, and the scx schedulers when an upstream source tree
+    is available."""
     from scxd.testbed import build as tb
 
     try:

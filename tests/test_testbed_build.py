@@ -62,3 +62,69 @@ def test_artifacts_complete_needs_every_piece(tmp_path):
     assert art.complete()
     (art.static_dir / "scx_qmap").unlink()
     assert not art.complete()
+
+
+# -- the scx schedulers' own cache key ---------------------------------------------------------
+def fake_scx_tree(root):
+    """The smallest tree scx.py accepts: the files each scheduler's build reads."""
+    from scxd.testbed import scx
+
+    for sched in scx.SCHEDULERS:
+        for rel in (sched.bpf, "scheds/include/scx/common.bpf.h",
+                    *(() if sched.ours else (sched.loader,))):
+            origin = sched.include_origin if rel.startswith("scheds/include") else sched.origin
+            p = root / origin / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"/* {rel} */\n")
+    return root
+
+
+def test_scx_key_moves_with_sources_and_loaders_never_the_kernel_key(tmp_path, monkeypatch):
+    from scxd.testbed import scx
+
+    src = fake_scx_tree(tmp_path / "src")
+    kernel_key = tb.cache_key(tb.FRAGMENT.read_bytes(), "6.12.117-1")
+    key, skipped = scx.scx_key(src, kernel_key)
+    assert skipped == {} and key == scx.scx_key(src, kernel_key)[0]
+    # an upstream file changes → a new scx key; the kernel key does not see it
+    (src / scx.V110 / "scheds/rust/scx_flash/src/bpf/main.bpf.c").write_text("/* v2 */\n")
+    key2, _ = scx.scx_key(src, kernel_key)
+    assert key2 != key
+    # a project loader changes → a new scx key too
+    loaders = tmp_path / "loaders"
+    loaders.mkdir()
+    for f in scx.LOADERS.iterdir():
+        (loaders / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(scx, "LOADERS", loaders)
+    assert scx.scx_key(src, kernel_key)[0] == key2
+    (loaders / "scx_bpfland.c").write_text("/* changed */\n")
+    assert scx.scx_key(src, kernel_key)[0] != key2
+    assert tb.cache_key(tb.FRAGMENT.read_bytes(), "6.12.117-1") == kernel_key
+    # ...and a new kernel means new scx artifacts (they link against its tree)
+    assert scx.scx_key(src, "another")[0] != scx.scx_key(src, kernel_key)[0]
+
+
+def test_scx_without_source_says_what_is_skipped_and_why(tmp_path, monkeypatch):
+    from scxd.testbed import scx
+
+    monkeypatch.delenv("SCXD_SCX_SRC", raising=False)
+    monkeypatch.setattr(scx, "DEFAULT_SOURCE", tmp_path / "absent")
+    assert scx.resolve_source() is None
+    _, skipped = scx.scx_key(None, "k")
+    assert set(skipped) == set(scx.NAMES)
+    assert "no scx source tree (pass --scx-src DIR or set SCXD_SCX_SRC)" in skipped["scx_flash"]
+    src = fake_scx_tree(tmp_path / "src")
+    (src / scx.FORK / scx.SCHEDULERS[2].bpf).unlink()
+    _, skipped = scx.scx_key(src, "k")
+    assert list(skipped) == ["scx_flashyspark"] and "source missing" in skipped["scx_flashyspark"]
+
+
+def test_scx_source_precedence(tmp_path, monkeypatch):
+    from scxd.testbed import scx
+
+    monkeypatch.setattr(scx, "DEFAULT_SOURCE", tmp_path)
+    monkeypatch.delenv("SCXD_SCX_SRC", raising=False)
+    assert scx.resolve_source() == tmp_path.resolve()
+    monkeypatch.setenv("SCXD_SCX_SRC", str(tmp_path / "env"))
+    assert scx.resolve_source() == (tmp_path / "env").resolve()
+    assert scx.resolve_source(tmp_path / "arg") == (tmp_path / "arg").resolve()

@@ -8,10 +8,14 @@ plus the fragment ``kernel.config`` (kept beside this file) into:
 * ``bin/`` — scx_simple, scx_qmap, scx_flatcg, scx_central, dynamically linked (virtme-ng mode,
   where the guest sees the host's libraries);
 * ``static/`` — the same schedulers linked statically (busybox initramfs mode);
-* ``tree/`` — the configured source tree, kept so the guest has kernel headers for bcc.
+* ``tree/`` — the configured source tree, kept so the guest has kernel headers for bcc;
+* ``scx/<scx key>/`` — scx_bpfland, scx_flash, scx_flashyspark (+ optional C schedulers)
+  built by :mod:`scxd.testbed.scx` from an upstream source tree, under their own key.
 
 Results are cached under ``<cache>/<key>/`` where the key hashes the fragment, the source
 package version and this recipe's version: a second run only verifies the cache (seconds).
+The scx schedulers have their own key, so adding or changing a loader never rebuilds the
+kernel.
 Every step prints its duration; a missing piece (disk space, package, compiler) fails with a
 message that names it.
 """
@@ -26,8 +30,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from scxd.testbed import scx
 
 #: Bump when the steps below change in a way that changes the artifacts.
 RECIPE_VERSION = 3
@@ -56,6 +62,26 @@ class Artifacts:
 
     root: Path
     key: str
+    scx: scx.ScxArtifacts | None = None   # None: no scx source tree given
+
+    @property
+    def search_path(self) -> list[str]:
+        """Directories holding the dynamically linked schedulers (full mode), kernel-tree
+        ones first."""
+        dirs = [self.bin_dir]
+        if self.scx is not None and self.scx.complete():
+            dirs.append(self.scx.bin_dir)
+        return [str(d) for d in dirs]
+
+    @property
+    def static_dirs(self) -> list[Path]:
+        dirs = [self.static_dir]
+        if self.scx is not None and self.scx.complete():
+            dirs.append(self.scx.static_dir)
+        return dirs
+
+    def scx_built(self) -> list[str]:
+        return self.scx.built() if self.scx is not None else []
 
     @property
     def bzimage(self) -> Path:
@@ -129,10 +155,13 @@ def cache_key(fragment: bytes, version: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def artifacts_for(cache: Path = DEFAULT_CACHE) -> Artifacts:
-    """The artifact location for the current fragment and source version (built or not)."""
+def artifacts_for(cache: Path = DEFAULT_CACHE, scx_src: str | os.PathLike[str] | None = None
+                  ) -> Artifacts:
+    """The artifact location for the current fragment and source version, and the scx
+    schedulers for ``scx_src`` (see :func:`scx.resolve_source`), built or not."""
     key = cache_key(FRAGMENT.read_bytes(), source_version())
-    return Artifacts(cache / key, key)
+    root = cache / key
+    return Artifacts(root, key, scx.artifacts_for(root, key, scx.resolve_source(scx_src)))
 
 
 def missing_packages(packages: Sequence[str] = PACKAGES) -> list[str]:
@@ -310,8 +339,9 @@ def link_static(tree: Path, out: Path, log: Path, timer: StepTimer) -> None:
 
 
 def build(cache: Path = DEFAULT_CACHE, jobs: int | None = None, install: bool = True,
-          quiet: bool = False) -> Artifacts:
-    """Build (or verify the cached) test bed and return where it lives."""
+          quiet: bool = False, scx_src: str | os.PathLike[str] | None = None) -> Artifacts:
+    """Build (or verify the cached) test bed and return where it lives: the kernel and its
+    tree's schedulers, then the scx schedulers from ``scx_src`` when there is a source."""
     timer = StepTimer(quiet=quiet)
     if install:
         missing = missing_packages()
@@ -320,12 +350,30 @@ def build(cache: Path = DEFAULT_CACHE, jobs: int | None = None, install: bool = 
                       timer)
     elif missing := missing_packages():
         raise BuildError(f"missing Debian packages: {' '.join(missing)}")
-    art = artifacts_for(cache)
+    art = artifacts_for(cache, scx_src)
     if art.complete():
         timer.say(f"[testbed] cached: {art.root} (key {art.key})")
-        return art
+    else:
+        build_kernel_artifacts(art, jobs, timer)
+    src = scx.resolve_source(scx_src)
+    if src is None:
+        timer.say(f"[testbed] scx schedulers skipped ({', '.join(scx.NAMES)}): no scx source "
+                  "tree (pass --scx-src DIR or set SCXD_SCX_SRC)")
+    try:
+        scx_art = timer.run("scx schedulers", scx.build, art.root, art.key, art.tree, src,
+                            timer.say)
+    except scx.ScxBuildError as exc:
+        raise BuildError(str(exc)) from exc
+    for name, why in scx_art.skipped().items():
+        if src is not None:
+            timer.say(f"[testbed] {name} skipped: {why}")
+    return replace(art, scx=scx_art)
+
+
+def build_kernel_artifacts(art: Artifacts, jobs: int | None, timer: StepTimer) -> None:
+    """The kernel, its tree's schedulers (dynamic and static) and the manifest."""
     require_tools()
-    require_space(cache, COLD_BUILD_FREE_BYTES)
+    require_space(art.root.parent, COLD_BUILD_FREE_BYTES)
     jobs = jobs or os.cpu_count() or 2
     art.root.mkdir(parents=True, exist_ok=True)
     log = art.root / "build.log"
@@ -357,12 +405,12 @@ def build(cache: Path = DEFAULT_CACHE, jobs: int | None = None, install: bool = 
     }
     art.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     timer.say(f"[testbed] built {art.root} in {sum(timer.timings.values()):.0f} s")
-    return art
 
 
 def describe(art: Artifacts) -> dict:
     return {"root": str(art.root), "key": art.key, "complete": art.complete(),
-            **(art.manifest() if art.manifest_path.exists() else {})}
+            **(art.manifest() if art.manifest_path.exists() else {}),
+            "scx": scx.describe(art.scx)}
 
 
 __all__ = ["Artifacts", "BuildError", "artifacts_for", "asdict", "build", "describe"]

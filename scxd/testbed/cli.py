@@ -1,13 +1,23 @@
 """``scxd-testbed``: build the sched_ext kernel, boot it, record real data.
 
-    scxd-testbed build              build (or verify the cached) kernel + schedulers
+    scxd-testbed build [--scx-src DIR]   build (or verify the cached) kernel + schedulers
     scxd-testbed status             where the test bed is, whether it is built
     scxd-testbed kernel             fast mode: busybox guest, kernel-level scenarios
     scxd-testbed scenarios [--only a,b]   full mode: scxd's actuator and daemon in the guest
+    scxd-testbed exec [--timeout S] [--rwdir DIR]... -- CMD...
+                                    run CMD as root in the full-mode guest; its exit status
+                                    and output come back (the schedulers are on PATH)
+    scxd-testbed swap ARM [ARM...]  apply each ARM with scxd's actuator in the guest, one
+                                    JSON line per swap (e.g. fair scx_bpfland:lowlatency
+                                    "scx_flashyspark --dsq-mode cpu -K")
     scxd-testbed record [--repeats 3] [--out DIR] [--dataset data/testbed]
                                     workloads × arms × repeats, packaged as a dataset
                                     (resumable: run it again with the same --out)
     scxd-testbed systemd [--out DIR]   Debian 12 + systemd as PID 1: the unit, for real
+
+The scx schedulers (scx_bpfland, scx_flash, scx_flashyspark, …) are built from an upstream
+source tree: --scx-src DIR, else $SCXD_SCX_SRC, else ../shared/third_party/scx beside the
+repository when it exists.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from scxd.catalog import CatalogError, build_catalog
 from scxd.testbed import build as tb_build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +48,52 @@ def print_run(run) -> int:
     return 1 if failed else 0
 
 
+def exec_verb(art, args) -> int:
+    from scxd.testbed.run import exec_in_guest
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("scxd-testbed exec: no command given (scxd-testbed exec -- CMD ...)",
+              file=sys.stderr)
+        return 2
+    res = exec_in_guest(art, command, timeout=args.timeout,
+                        rwdirs=tuple(d.resolve() for d in args.rwdir), cwd=Path.cwd())
+    if args.json:
+        print(json.dumps(res.as_dict()))
+    else:
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        if res.run.problem():
+            print(f"scxd-testbed exec: {res.run.problem()}", file=sys.stderr)
+    # 125: the guest itself failed (crash, timeout), as `docker run` reports its own errors
+    return res.returncode if res.returncode is not None else 125
+
+
+def swap_verb(art, args) -> int:
+    import tempfile
+
+    from scxd.testbed.run import run_full
+
+    catalog = build_catalog()
+    for text in args.arms:  # syntax is checked here, before a 1-minute boot
+        try:
+            catalog.action_from_text(text)
+        except CatalogError as exc:
+            print(f"scxd-testbed swap: {text!r}: {exc}", file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="scxd-swap-") as tmp:
+        out = Path(tmp)
+        run = run_full(art, [sys.executable, "-m", "scxd.testbed.guest_swap", "--out",
+                             str(out / "swaps.jsonl"), *args.arms], out,
+                       timeout=args.timeout, cwd=Path.cwd())
+    for rec in run.records:
+        print(json.dumps(rec), flush=True)
+    if run.problem():
+        print(f"scxd-testbed swap: {run.problem()}", file=sys.stderr)
+    done = len(run.records) == len(args.arms)
+    return 0 if done and all(r.get("verified") for r in run.records) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scxd-testbed",
                                      description=__doc__.splitlines()[0],
@@ -44,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--cache", type=Path, default=tb_build.DEFAULT_CACHE,
                         help="artifact cache directory (default: %(default)s)")
+    parser.add_argument("--scx-src", type=Path, default=None,
+                        help="upstream scx source tree (default: $SCXD_SCX_SRC, else "
+                        "../shared/third_party/scx beside the repository)")
     sub = parser.add_subparsers(dest="verb", required=True)
     p_build = sub.add_parser("build", help="build (or verify cached) kernel + schedulers")
+    p_build.add_argument("--scx-src", type=Path, default=argparse.SUPPRESS,
+                         help="upstream scx source tree")
     p_build.add_argument("--jobs", "-j", type=int, default=None)
     p_build.add_argument("--no-install", action="store_true",
                          help="fail instead of installing missing Debian packages")
@@ -54,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     p_sc = sub.add_parser("scenarios", help="scxd's actuator and daemon in the guest")
     p_sc.add_argument("--only", default="")
     p_sc.add_argument("--out", type=Path, default=Path("/tmp/scxd-testbed-scenarios"))
+    p_exec = sub.add_parser("exec", help="run a command in the full-mode guest")
+    p_exec.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    p_exec.add_argument("--rwdir", type=Path, action="append", default=[],
+                        help="a host directory the guest may write (repeatable)")
+    p_exec.add_argument("--json", action="store_true",
+                        help="print one JSON object (returncode, stdout, stderr, …)")
+    p_exec.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    p_swap = sub.add_parser("swap", help="apply scheduler choices in the guest, verified")
+    p_swap.add_argument("--timeout", type=float, default=900.0)
+    p_swap.add_argument("arms", nargs="+", help="fair | NAME[:PRESET] [ARGS...] (quoted)")
     p_rec = sub.add_parser("record", help="record workloads × arms × repeats")
     p_rec.add_argument("--repeats", type=int, default=3)
     p_rec.add_argument("--out", type=Path, default=Path("/var/tmp/scxd-testbed-record"),
@@ -71,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.verb == "build":
-            art = tb_build.build(args.cache, jobs=args.jobs, install=not args.no_install)
+            art = tb_build.build(args.cache, jobs=args.jobs, install=not args.no_install,
+                                 scx_src=args.scx_src)
             print(json.dumps(tb_build.describe(art), indent=2))
             return 0
-        art = tb_build.artifacts_for(args.cache)
+        art = tb_build.artifacts_for(args.cache, args.scx_src)
         if args.verb == "status":
             print(json.dumps(tb_build.describe(art), indent=2))
             return 0
@@ -93,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(run.problem(), file=sys.stderr)
                 return 1
             return 0
+        if args.verb == "exec":
+            return exec_verb(art, args)
+        if args.verb == "swap":
+            return swap_verb(art, args)
         if args.verb == "scenarios":
             cmd = [sys.executable, "-m", "scxd.testbed.guest_scenarios", "--testbed",
                    str(art.root), "--out", str(args.out)]

@@ -22,15 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from scxd.actuator import Actuator
-from scxd.catalog import Action, build_catalog
+from scxd.catalog import Action, CatalogError, build_catalog
 from scxd.config import ActuatorConfig
 from scxd.hostfs import HostFS
 from scxd.journal import JournalReader
-from scxd.probe import probe_catalog, read_fair_tunable
+from scxd.probe import find_binary, probe_catalog, read_fair_tunable
 from scxd.schedext import read_state
+from scxd.testbed.guest_swap import pid1_on_ext, swap_one
+from scxd.testbed.run import guest_search_path
 
-TESTBED_BIN = ""  # set from --testbed: the artifacts' bin/ (dynamically linked loaders)
+TESTBED_ROOT = Path("/")  # set from --testbed
+SEARCH_PATH: list[str] = []  # the test bed's scheduler directories (kernel tree, scx)
 HOST = HostFS("/")
+
+
+def binary(name: str) -> str:
+    found = find_binary(name, SEARCH_PATH)
+    if found is None:
+        raise FileNotFoundError(f"{name} not in {SEARCH_PATH}")
+    return str(found)
 
 
 class Record:
@@ -52,17 +62,11 @@ class Record:
 
 
 def make_actuator(state_dir: Path, **cfg: Any) -> Actuator:
-    base = {"search_path": [TESTBED_BIN], "start_timeout": 15.0, "stop_timeout": 3.0,
+    base = {"search_path": SEARCH_PATH, "start_timeout": 15.0, "stop_timeout": 3.0,
             "disable_timeout": 10.0}
     base.update(cfg)
-    probed = probe_catalog(build_catalog(), [TESTBED_BIN], HOST)
+    probed = probe_catalog(build_catalog(), SEARCH_PATH, HOST)
     return Actuator(probed, HOST, ActuatorConfig(**base), state_dir)
-
-
-def pid1_on_ext() -> bool:
-    text = HOST.read_optional("proc/1/sched") or ""
-    return any(line.split(":")[0].strip() == "ext.enabled" and line.split(":")[1].strip() == "1"
-               for line in text.splitlines() if ":" in line)
 
 
 def poll_until(act: Actuator, kinds: set[str], timeout: float) -> list:
@@ -122,10 +126,11 @@ def swap_sequence(r: Record, state: Path) -> None:
     act.shutdown()
 
 
-def sigkill_recovery(r: Record, state: Path) -> None:
+def sigkill_recovery(r: Record, state: Path, arm: str = "scx_simple") -> None:
     act = make_actuator(state)
-    want = act.catalog.action("scx_simple")
-    r.check("simple applied", act.apply(want).ok)
+    want = act.catalog.action_from_text(arm)
+    prefix = act.catalog.get(want.scheduler).ops_prefix
+    r.check(f"{arm} applied", act.apply(want).ok)
     pid = act.proc.pid
     os.kill(pid, signal.SIGKILL)
     events = poll_until(act, {"crashed"}, 10)
@@ -136,7 +141,7 @@ def sigkill_recovery(r: Record, state: Path) -> None:
     r.check("restarted to the intended scheduler", any(e.kind == "recovered" for e in events),
             [e.as_dict() for e in events])
     k = read_state(HOST)
-    r.check("kernel runs simple again with a new enable_seq", k.runs("simple")
+    r.check(f"kernel runs {prefix} again with a new enable_seq", k.runs(prefix)
             and act.verified(want), k.as_dict())
     r.check("a new process", act.proc is not None and act.proc.pid != pid)
     act.shutdown()
@@ -273,7 +278,7 @@ def partial_mode(r: Record, state: Path) -> None:
 
 def external_takeover(r: Record, state: Path) -> None:
     act = make_actuator(state)
-    ext = subprocess.Popen([f"{TESTBED_BIN}/scx_simple"], stdout=subprocess.DEVNULL,
+    ext = subprocess.Popen([binary("scx_simple")], stdout=subprocess.DEVNULL,
                            stderr=subprocess.STDOUT)
     try:
         events = poll_until(act, {"takeover"}, 20)
@@ -298,7 +303,7 @@ def ebusy_race(r: Record, state: Path) -> None:
     """Another loader starts just before ours: one of the two attaches gets EBUSY; scxd must
     end consistent with the kernel whichever wins."""
     act = make_actuator(state)
-    ext = subprocess.Popen([f"{TESTBED_BIN}/scx_flatcg"], stdout=subprocess.PIPE,
+    ext = subprocess.Popen([binary("scx_flatcg")], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT)
     try:
         res = act.apply(act.catalog.action("scx_simple"))
@@ -417,13 +422,13 @@ window = 1.0
 min_dwell = 0.0
 warmup_windows = 0
 [actuator]
-search_path = ["{bin}"]
+search_path = {search_path}
 start_timeout = 15.0
 stop_timeout = 3.0
 disable_timeout = 10.0
 [policy]
 name = "fixed"
-scheduler = "scx_simple"
+scheduler = "{scheduler}"
 [control]
 socket = "{state}/scxd.sock"
 [metrics]
@@ -434,7 +439,7 @@ enabled = false
 #: How long ``scxd run`` with the torch policy may take to open its socket in the guest.
 TORCH_START_S = 600.0
 #: The torch network policy, exploring hard so that it swaps among real schedulers quickly.
-NETWORK_CONFIG = DAEMON_CONFIG.replace('name = "fixed"\nscheduler = "scx_simple"', """\
+NETWORK_CONFIG = DAEMON_CONFIG.replace('name = "fixed"\nscheduler = "{scheduler}"', """\
 name = "network"
 seed = 11
 arm_space = "presets"
@@ -446,11 +451,13 @@ epsilon_floor = 0.5""").replace("warmup_windows = 0", "warmup_windows = 1\nswaps
 
 
 class ScxdProcess:
-    def __init__(self, state: Path, config: str = DAEMON_CONFIG, start_s: float = 120.0):
+    def __init__(self, state: Path, config: str = DAEMON_CONFIG, start_s: float = 120.0,
+                 scheduler: str = "scx_simple"):
         state.mkdir(parents=True, exist_ok=True)
         self.sock = state / "scxd.sock"
         cfg = state / "scxd.toml"
-        cfg.write_text(config.format(state=state, bin=TESTBED_BIN))
+        cfg.write_text(config.format(state=state, search_path=json.dumps(SEARCH_PATH),
+                                     scheduler=scheduler))
         self.log = open(state / "scxd.log", "w")  # noqa: SIM115 - closed in stop()
         # ``-m`` from the working tree (the guest's cwd), not the installed console script:
         # the guest must run the code under test.
@@ -635,11 +642,266 @@ def daemon_network(r: Record, state: Path) -> None:
     r.check("ends on fair", read_state(HOST).disabled)
 
 
+# -- the scx schedulers (scx_bpfland, scx_flash, scx_flashyspark) ----------------------------
+SCX_SEQUENCE = ("scx_bpfland", "scx_flashyspark", "scx_flash", "scx_bpfland -s 5000 -p",
+                "scx_bpfland:lowlatency", "scx_flashyspark --dsq-mode cpu -K",
+                "scx_flash -s 8000 -R -b", "fair")
+
+
+def scx_swap_sequence(r: Record, state: Path) -> None:
+    """Every scx scheduler through scxd's actuator, presets and flags, each step verified in
+    the kernel (state, ops, a new enable_seq, pid 1's class)."""
+    act = make_actuator(state)
+    r.data["availability"] = {n: act.probed.availability[n].as_dict()
+                              for n in ("scx_bpfland", "scx_flash", "scx_flashyspark")}
+    for name in ("scx_bpfland", "scx_flash", "scx_flashyspark"):
+        a = act.probed.availability[name]
+        r.check(f"{name}: found, --help read, every flag kept except refused ones",
+                a.available and a.flags_verified
+                and set(a.dropped) <= {"tickless", "aggressive_gpu_tasks"}, a.as_dict())
+    swaps = []
+    for arm in SCX_SEQUENCE:
+        rec = swap_one(act, arm)
+        r.check(f"{arm}: verified ({', '.join(rec.get('checks', {}))})", rec["verified"],
+                {k: rec.get(k) for k in ("outcome", "reason", "error", "checks", "kernel",
+                                         "output_tail")})
+        swaps.append({"arm": arm, **rec.get("timings", {})})
+    r.data["swaps"] = swaps
+    act.shutdown()
+
+
+def scx_sigkill_recovery(r: Record, state: Path) -> None:
+    sigkill_recovery(r, state, "scx_flashyspark --dsq-mode cpu")
+
+
+def bpftool(*args: str) -> Any:
+    tool = TESTBED_ROOT / "tree/tools/sched_ext/build/sbin/bpftool"
+    res = subprocess.run([str(tool), "-j", *args], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise RuntimeError(f"bpftool {' '.join(args)}: {res.stderr.strip()[-300:]}")
+    return json.loads(res.stdout)
+
+
+def _datasec_values(node: Any, out: dict[str, Any]) -> None:
+    """bpftool prints a global-data map as {".rodata": [{"name": value}, ...]}."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.startswith(".") and isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict):
+                        out.update(item)
+            else:
+                _datasec_values(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _datasec_values(item, out)
+
+
+def bpf_globals(ops_prefix: str) -> dict[str, Any]:
+    """The .rodata/.bss/.data variables of the running scheduler, read from the kernel's
+    maps (not from the loader): the maps used by its struct_ops programs."""
+    map_ids: set[int] = set()
+    for prog in bpftool("prog", "show"):
+        if prog.get("type") == "struct_ops" and prog.get("name", "").startswith(
+                ops_prefix[:15]):
+            map_ids.update(prog.get("map_ids", []))
+    values: dict[str, Any] = {}
+    for info in bpftool("map", "show"):  # one call: bpftool is slow under emulation
+        if info.get("id") in map_ids and info.get("name", "").endswith((".rodata", ".bss")):
+            _datasec_values(bpftool("map", "dump", "id", str(info["id"])), values)
+    return values
+
+
+# What each flag must become on the BPF side, transcribed from the upstream main.rs files
+# (scx v1.1.0 bpfland/flash, esot0 flashyspark), for this guest: 2 CPUs, one node, no SMT,
+# no cpufreq.  None: not checked.
+_BPFLAND_BASE = {"debug": False, "smt_enabled": False, "numa_enabled": False,
+                 "local_pcpu": False, "no_wake_sync": False, "sticky_tasks": False,
+                 "slice_max": 1_000_000, "slice_min": 0, "slice_lag": 40_000_000,
+                 "throttle_ns": 0, "primary_all": True, "preferred_idle_scan": False,
+                 "local_kthreads": False, "cpufreq_perf_lvl": 1024}
+_FLASH_BASE = {"debug": False, "smt_enabled": False, "numa_disabled": True, "rr_sched": False,
+               "local_pcpu": False, "direct_dispatch": False, "sticky_cpu": False,
+               "no_wake_sync": False, "tickless_sched": False, "native_priority": False,
+               "slice_lag_scaling": False, "builtin_idle": True, "slice_max": 4_096_000,
+               "slice_min": 128_000, "slice_lag": 4_096_000, "run_lag": 32_768_000,
+               "throttle_ns": 0, "max_avg_nvcsw": 128, "primary_all": True,
+               "cpu_busy_thresh": -1, "local_kthreads": False,
+               "__COMPAT_SCX_PICK_IDLE_IN_NODE": 0, "cpufreq_perf_lvl": 1024}
+_SPARK_BASE = {**_FLASH_BASE, "dsq_mode": 1, "aggressive_gpu_tasks": False,
+               "workload_aware_scheduling": False, "stay_with_kthread": False,
+               "timer_kick": False, "enable_gpu_support": False}
+FLAG_CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("scx_bpfland", "bpfland", _BPFLAND_BASE),
+    ("scx_bpfland -s 5000 -L 100 -l 20000 -t 100 -p -w -S -P -m none -f", "bpfland",
+     {**_BPFLAND_BASE, "slice_max": 5_000_000, "slice_min": 100_000,
+      "slice_lag": 20_000_000, "throttle_ns": 100_000, "local_pcpu": True,
+      "no_wake_sync": True, "sticky_tasks": True, "preferred_idle_scan": True,
+      "primary_all": False, "local_kthreads": True, "cpufreq_perf_lvl": -1}),
+    ("scx_bpfland -k --disable-smt --disable-numa", "bpfland",
+     {**_BPFLAND_BASE, "local_kthreads": True}),
+    ("scx_bpfland:powersave", "bpfland",
+     {**_BPFLAND_BASE, "slice_max": 20_000_000, "throttle_ns": 100_000,
+      "local_kthreads": True, "cpufreq_perf_lvl": 0}),
+    ("scx_flash", "flash", _FLASH_BASE),
+    ("scx_flash -s 8000 -S 200 -l 1000 -L -r 1000 -c 0 -C 50 -t 50 -R -b -p -D -y -n -w "
+     "-m none -f --disable-l2 --disable-l3", "flash",
+     {**_FLASH_BASE, "slice_max": 8_000_000, "slice_min": 200_000, "slice_lag": 1_000_000,
+      "slice_lag_scaling": True, "run_lag": 1_000_000, "max_avg_nvcsw": 0,
+      "cpu_busy_thresh": 512, "throttle_ns": 50_000, "rr_sched": True,
+      "builtin_idle": False, "local_pcpu": True, "direct_dispatch": True,
+      "sticky_cpu": True, "native_priority": True, "no_wake_sync": True,
+      "primary_all": False, "local_kthreads": True, "cpufreq_perf_lvl": -1}),
+    ("scx_flash -k -m powersave", "flash",
+     {**_FLASH_BASE, "local_kthreads": True, "cpufreq_perf_lvl": 0}),
+    ("scx_flashyspark", "flashyspark", _SPARK_BASE),
+    ("scx_flashyspark --dsq-mode cpu -K -H -W -s 2000 -S 1000 -C 100 -y", "flashyspark",
+     {**_SPARK_BASE, "dsq_mode": 0, "timer_kick": True, "stay_with_kthread": True,
+      "workload_aware_scheduling": True, "slice_max": 2_000_000, "slice_min": 1_000_000,
+      "cpu_busy_thresh": 1024, "sticky_cpu": True}),
+)
+
+
+def loader_flags_reach_bpf(r: Record, state: Path) -> None:
+    """Start each loader through the actuator with many flags and read its global variables
+    back from the kernel's BPF maps: a flag that silently did nothing would show here."""
+    act = make_actuator(state)
+    r.data["cases"] = []
+    for arm, prefix, want in FLAG_CASES:
+        res = act.apply(act.catalog.action_from_text(arm))
+        if not r.check(f"{arm}: applied", res.outcome == "applied", res.as_dict()):
+            continue
+        got = bpf_globals(prefix)
+        wrong = {k: {"want": v, "got": got.get(k, "absent")} for k, v in want.items()
+                 if got.get(k, "absent") != v}
+        r.check(f"{arm}: BPF globals as the flags say", not wrong, wrong or None)
+        r.data["cases"].append({"arm": arm, "checked": len(want)})
+    # the loaders' own report of the topology syscall programs: in this guest the CPUs share
+    # an L3 (one group → sibling masks set) and each has its own L2 (nothing to set)
+    for arm, l3 in (("scx_flash", True), ("scx_flash --disable-l3", False),
+                    ("scx_flashyspark", True), ("scx_flashyspark --disable-l2 --disable-l3",
+                                                False)):
+        res = act.apply(act.catalog.action_from_text(arm))
+        time.sleep(0.5)
+        out = act.proc.output.text() if act.proc else ""
+        r.check(f"{arm}: L3 sibling masks {'set' if l3 else 'not set'}",
+                res.ok and ("L3 cache ID" in out) is l3, out[-600:])
+        r.data.setdefault("l2_groups", {})[arm] = "L2 cache ID" in out
+    # --idle-resume-us goes to sysfs, not BPF: set while running, restored at the stop
+    qos = "sys/devices/system/cpu/cpu0/power/pm_qos_resume_latency_us"
+    if HOST.exists(qos):
+        seen = {}
+        for arm in ("fair", "scx_bpfland -I 77", "fair", "scx_flash", "fair", "scx_bpfland"):
+            act.apply(act.catalog.action_from_text(arm))
+            seen[f"{len(seen)}: {arm}"] = HOST.read(qos).strip()
+        r.check("-I sets the CPU idle resume latency, the stop restores it (flash: 32 by "
+                "default, bpfland: off)", list(seen.values()) == ["0", "77", "0", "32", "0",
+                                                                  "0"], seen)
+    else:
+        r.data["idle_resume"] = f"{qos} absent in this guest"
+    act.shutdown()
+
+
+def tickless_refused(r: Record, state: Path) -> None:
+    """-T on 6.12: scxd refuses it before spawning, with the reason; started by hand, the
+    loader really fails in the verifier (the reason is not a guess)."""
+    act = make_actuator(state)
+    seq = read_state(HOST).enable_seq
+    why = act.probed.availability["scx_flash"].dropped.get("tickless", "")
+    r.check("the probe refuses --tickless, naming the kfunc", "scx_bpf_cpu_curr" in why, why)
+    for arm in ("scx_flash -T", "scx_flashyspark --tickless"):
+        try:
+            act.catalog.action_from_text(arm)
+            refused = ""
+        except CatalogError as exc:
+            refused = str(exc)
+        r.check(f"{arm}: refused with the reason", "refused" in refused
+                and "scx_bpf_cpu_curr" in refused, refused)
+    r.check("nothing was started", read_state(HOST).enable_seq == seq
+            and read_state(HOST).disabled)
+    res = subprocess.run([binary("scx_flash"), "-T", "-v"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
+    out = res.stdout + res.stderr
+    r.check("scx_flash -T by hand: the load fails, exit 1", res.returncode == 1
+            and "Failed to load BPF program" in out, [res.returncode, out[-400:]])
+    r.check("... in the verifier, on the write through rq->curr",
+            "only read is supported" in out, out[-1500:])
+    r.check("the kernel never enabled it", read_state(HOST).enable_seq == seq)
+    act.shutdown()
+
+
+def scx_exit_report(r: Record, state: Path) -> None:
+    """Like the Rust loaders: SIGINT → "EXIT: unregistered from user space", status 0;
+    sysrq-S → "Error: EXIT: disabled by sysrq-S", status 1, and scxd calls it an ejection."""
+    for name in ("scx_bpfland", "scx_flash", "scx_flashyspark"):
+        proc = subprocess.Popen([binary(name)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        ok = wait(lambda: read_state(HOST).enabled, 20)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        r.check(f"{name}: SIGINT → EXIT line, status 0", ok and proc.returncode == 0
+                and "EXIT: unregistered from user space" in out, [proc.returncode, out[-300:]])
+    act = make_actuator(state)
+    r.check("scx_bpfland applied", act.apply(act.catalog.action("scx_bpfland")).ok)
+    HOST.write("proc/sysrq-trigger", "S")
+    events = poll_until(act, {"ejected", "crashed"}, 20)
+    ev = [e for e in events if e.kind in ("ejected", "crashed")]
+    r.check("sysrq-S: reported as an ejection with the kernel's reason",
+            bool(ev) and ev[0].kind == "ejected" and "sysrq" in ev[0].detail,
+            [e.as_dict() for e in events])
+    r.check("... the loader exited 1 with 'Error: EXIT: disabled by sysrq-S'",
+            bool(ev) and ev[0].exit_code == 1 and "Error: EXIT: disabled by sysrq-S"
+            in ev[0].detail, [e.as_dict() for e in ev])
+    act.shutdown()
+
+
+def daemon_scx(r: Record, state: Path) -> None:
+    """scxd run with scx_bpfland as its policy's choice; scxctl switches between the scx
+    schedulers; -T is refused with its reason; a SIGKILLed loader is restarted."""
+    d = ScxdProcess(state, scheduler="scx_bpfland")
+    try:
+        r.check("the daemon applied scx_bpfland", wait(
+            lambda: read_state(HOST).runs("bpfland")
+            and d.status()["current"]["scheduler"] == "scx_bpfland", 90), d.output())
+        status_matches_kernel(r, d, "bpfland")
+        for args, prefix in ((("-s", "scx_flashyspark", "-a", "--dsq-mode cpu -K"),
+                              "flashyspark"),
+                             (("-s", "scx_flash", "-a", "-s 8000 -R"), "flash"),
+                             (("-s", "scx_bpfland", "-m", "lowlatency"), "bpfland")):
+            res = d.scxctl("switch", *args)
+            r.check(f"scxctl switch {' '.join(args)}", res.returncode == 0
+                    and read_state(HOST).runs(prefix), res.stdout + res.stderr)
+            status_matches_kernel(r, d, " ".join(args))
+        seq = read_state(HOST).enable_seq
+        res = d.scxctl("switch", "-s", "scx_flash", "-a", "-T")
+        r.check("scxctl switch -s scx_flash -a -T is refused with the reason",
+                res.returncode != 0 and "scx_bpf_cpu_curr" in res.stdout + res.stderr,
+                res.stdout + res.stderr)
+        r.check("... and nothing changed in the kernel", read_state(HOST).enable_seq == seq
+                and read_state(HOST).runs("bpfland"))
+        pid = d.status()["pid"]
+        os.kill(pid, signal.SIGKILL)
+        r.check("a SIGKILLed scx_bpfland is restarted by the daemon", wait(
+            lambda: read_state(HOST).runs("bpfland") and d.status()["pid"] not in (None, pid)
+            and read_state(HOST).enable_seq > seq, 60), d.output())
+        status_matches_kernel(r, d, "restarted")
+        d.proc.send_signal(signal.SIGTERM)
+        r.check("SIGTERM: scxd exits 0 and leaves the fair scheduler",
+                d.proc.wait(30) == 0 and read_state(HOST).disabled, d.output())
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.log.close()
+
+
 SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
     f.__name__: f for f in (swap_sequence, sigkill_recovery, bad_flags_rollback, partial_mode,
                             external_takeover, ebusy_race, qmap_error_ejection,
                             qmap_stall_ejection, central_start, fair_tunables, bpf_telemetry,
-                            daemon_e2e, daemon_sigkill, daemon_network)
+                            daemon_e2e, daemon_sigkill, daemon_network, scx_swap_sequence,
+                            scx_sigkill_recovery, loader_flags_reach_bpf, tickless_refused,
+                            scx_exit_report, daemon_scx)
 }
 
 
@@ -658,8 +920,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", default="", help="comma-separated scenario names")
     args = ap.parse_args(argv)
-    global TESTBED_BIN
-    TESTBED_BIN = str(args.testbed / "bin")
+    global TESTBED_ROOT, SEARCH_PATH
+    TESTBED_ROOT = args.testbed
+    SEARCH_PATH = guest_search_path(args.testbed)
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "scenarios.jsonl"

@@ -6,6 +6,10 @@ Two modes:
   scenario prints result lines ``@@SCXD {json}`` on the serial console.  ≈5 s to boot.
 * **full** — virtme-ng with the host file system (9p), so the project's own venv, actuator
   and daemon run inside the guest; results are JSON-lines files in a shared directory.
+  Every test-bed scheduler (kernel tree and scx) is linked into the guest's
+  ``/usr/local/bin`` — virtme-ng overlays /usr, the host's stays untouched — where scxd's
+  default ``actuator.search_path`` looks, and put on ``PATH``; ``$SCXD_TESTBED_PATH`` lists
+  their directories (:func:`guest_search_path`).
 
 Always software emulation with single-threaded TCG (``-accel tcg,thread=single``:
 multi-threaded TCG crashed the guest in 2 of 6 runs) and ``--disable-kvm`` (/dev/kvm exists
@@ -31,6 +35,9 @@ from pathlib import Path
 from scxd.testbed.build import Artifacts, tool_path
 
 MARKER = "@@SCXD "
+#: In a full-mode guest: the test bed's scheduler directories, ':'-separated.
+TESTBED_PATH_ENV = "SCXD_TESTBED_PATH"
+GUEST_BIN = "/usr/local/bin"
 DONE = "@@SCXD-DONE"
 CRASH_PATTERNS = (r"Kernel panic", r"\bOops\b", r"BUG: ", r"general protection fault",
                   r"end Kernel panic")
@@ -142,8 +149,9 @@ def build_initramfs(art: Artifacts, scenario: str, dest: Path,
     entries: list[tuple[str, int, bytes]] = [(d, 0o40755, b"") for d in (
         "bin", "sbin", "proc", "sys", "dev", "tmp", "etc", "testbed")]
     entries.append(("bin/busybox", 0o100755, Path(busybox).read_bytes()))
-    for exe in sorted(art.static_dir.iterdir()):
-        entries.append((f"bin/{exe.name}", 0o100755, exe.read_bytes()))
+    for static_dir in art.static_dirs:
+        for exe in sorted(static_dir.iterdir()):
+            entries.append((f"bin/{exe.name}", 0o100755, exe.read_bytes()))
     for name, src in (extra_files or {}).items():
         entries.append((name, 0o100755, src.read_bytes()))
     entries.append(("init", 0o100755, (INIT_PRELUDE + scenario + INIT_EPILOGUE).encode()))
@@ -175,23 +183,38 @@ GUEST_NUMPY_ENV = "NPY_DISABLE_CPU_FEATURES='X86_V3 X86_V4 AVX512_ICL AVX512_SPR
 
 def guest_setup_script(art: Artifacts) -> str:
     """Shell run first in a full-mode guest: the built tree as kernel headers for bcc, and
-    numpy kept off the SIMD levels the emulator gets wrong."""
+    the test-bed schedulers in /usr/local/bin and on PATH, numpy kept off the SIMD levels the
+    emulator gets wrong."""
     tree = shlex.quote(str(art.tree))
+    dirs = art.search_path
+    links = " ".join(f"{shlex.quote(d)}/*" for d in dirs)
     return (f"mkdir -p /lib/modules/$(uname -r) && "
             f"ln -sfn {tree} /lib/modules/$(uname -r)/build && "
-            f"ln -sfn {tree} /lib/modules/$(uname -r)/source && "
-            f"export {GUEST_NUMPY_ENV}")
+            f"ln -sfn {tree} /lib/modules/$(uname -r)/source; "
+            f"ln -sf {links} {GUEST_BIN}/ 2>/dev/null; "
+            f"export {GUEST_NUMPY_ENV}; "
+            f"export {TESTBED_PATH_ENV}={shlex.quote(':'.join(dirs))}; "
+            f"export PATH={shlex.quote(':'.join(dirs))}:$PATH")
+
+
+def guest_search_path(testbed_root: Path | None = None) -> list[str]:
+    """Inside a full-mode guest: the test bed's scheduler directories (from the environment
+    run_full sets), else ``<testbed_root>/bin``."""
+    env = os.environ.get(TESTBED_PATH_ENV, "")
+    if env:
+        return [d for d in env.split(":") if d]
+    return [str(testbed_root / "bin")] if testbed_root else [GUEST_BIN]
 
 
 def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: float = 600.0,
              cpus: int = 2, memory: str = "2G", cwd: Path | None = None,
-             keep: bool = False) -> GuestRun:
+             keep: bool = False, rwdirs: tuple[Path, ...] = ()) -> GuestRun:
     """Boot with virtme-ng and run ``command`` in the guest as root.
 
-    The artifacts (read-only) and ``results_dir`` (read-write) appear in the guest at their
-    host paths — virtme-ng hides /var/cache behind a tmpfs unless it is mounted explicitly;
-    records are every ``*.jsonl`` line the guest wrote to ``results_dir``.  ``keep`` leaves
-    earlier results in place (a resumable recording).
+    The artifacts (read-only), ``results_dir`` and ``rwdirs`` (read-write) appear in the
+    guest at their host paths — virtme-ng hides /var/cache behind a tmpfs unless it is
+    mounted explicitly; records are every ``*.jsonl`` line the guest wrote to
+    ``results_dir``.  ``keep`` leaves earlier results in place (a resumable recording).
     """
     vng = shutil.which("vng", path=tool_path())
     if vng is None:
@@ -206,7 +229,7 @@ def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: flo
     cmd = [vng, "--run", str(art.bzimage), "--disable-kvm", "--force-9p",
            "--qemu-opts=-accel " + QEMU_ACCEL, "--cpus", str(cpus), "--memory", memory,
            f"--rodir={art.root}", f"--rwdir={results_dir}",
-           "--exec", inner]
+           *(f"--rwdir={d}" for d in rwdirs), "--exec", inner]
     env = dict(os.environ, PATH=tool_path())
     rc, console, timed_out, secs = _run(cmd, timeout, env)
     records = []
@@ -221,3 +244,40 @@ def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: flo
     return GuestRun("full", int(m.group(1)) if m else rc, secs, console, records, timed_out,
                     detect_crash(console), m is not None)
 
+
+
+@dataclass
+class ExecResult:
+    """What a command run in the full-mode guest produced."""
+
+    returncode: int | None         # None: the guest failed before the command finished
+    stdout: str
+    stderr: str
+    run: GuestRun
+
+    def as_dict(self) -> dict:
+        return {"returncode": self.returncode, "stdout": self.stdout, "stderr": self.stderr,
+                "guest_seconds": round(self.run.seconds, 1), "problem": self.run.problem()}
+
+
+def exec_in_guest(art: Artifacts, command: list[str], timeout: float = 600.0,
+                  rwdirs: tuple[Path, ...] = (), cwd: Path | None = None, cpus: int = 2,
+                  memory: str = "2G") -> ExecResult:
+    """Run ``command`` as root in a full-mode guest (host file system, ``rwdirs`` writable,
+    the test-bed schedulers on PATH and in /usr/local/bin) and bring back its exit status
+    and output (kept apart from the guest console)."""
+    with tempfile.TemporaryDirectory(prefix="scxd-exec-") as tmp:
+        out = Path(tmp)
+        script = (f"{shlex.join(command)} >{shlex.quote(str(out / 'stdout'))} "
+                  f"2>{shlex.quote(str(out / 'stderr'))}; "
+                  f"echo $? >{shlex.quote(str(out / 'rc'))}")
+        run = run_full(art, ["sh", "-c", script], out, timeout=timeout, cpus=cpus,
+                       memory=memory, cwd=cwd, rwdirs=rwdirs)
+
+        def text(name: str) -> str:
+            p = out / name
+            return p.read_text(errors="replace") if p.exists() else ""
+
+        rc_text = text("rc").strip()
+        rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
+        return ExecResult(rc, text("stdout"), text("stderr"), run)

@@ -54,3 +54,18 @@ wait_state disabled 50
 kmsg_has 'BPF scheduler "qmap" disabled (scx_bpf_error)'; ej=$?
 exitl=$(grep "EXIT" /tmp/e.log | head -n1 | tr -d '"')
 emit "{\"scenario\":\"bpf_error_ejection\",\"exit_code\":$erc,\"kmsg_reason\":$((ej == 0)),\"exit_line\":\"$exitl\",\"state\":\"$(kv state)\"}"
+
+# 5. every statically linked scx scheduler present (scx_bpfland, scx_flash, scx_flashyspark,
+#    the optional C ones): start → enabled with its ops name → SIGINT → the EXIT line, 0.
+#    scx_pair needs ≈9 s to initialise under emulation: allow 30 s.
+for s in scx_bpfland scx_flash scx_flashyspark scx_nest scx_prev scx_pair; do
+    command -v "$s" >/dev/null 2>&1 || continue
+    "$s" >/tmp/$s.log 2>&1 &
+    p=$!
+    wait_state enabled 300; en=$?
+    ops=$(kv root/ops); ext=$(grep -c "ext.enabled *: *1" /proc/1/sched)
+    kill -INT $p; wait $p; rc=$?
+    wait_state disabled 50; dis=$?
+    last=$(grep "EXIT" /tmp/$s.log | tail -n1 | tr -d '"\\')
+    emit "{\"scenario\":\"static_$s\",\"enabled\":$((en == 0)),\"ops\":\"$ops\",\"pid1_on_ext\":$ext,\"exit_code\":$rc,\"disabled\":$((dis == 0)),\"exit_line\":\"$last\"}"
+done
