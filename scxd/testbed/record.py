@@ -46,6 +46,7 @@ from scxd.record import Choice, Context, WindowRecord
 from scxd.schedext import read_state
 from scxd.telemetry.sampler import Sampler
 from scxd.testbed.design import Design, DesignArm, build_design, design_from_dict
+from scxd.testbed.run import guest_search_path
 from scxd.window import Windower
 from scxd.workloads import Workload, select
 
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     host = HostFS("/")
-    probed = probe_catalog(build_catalog(), [str(args.testbed / "bin")], host)
-    act = Actuator(probed, host, ActuatorConfig(search_path=[str(args.testbed / "bin")],
+    search_path = guest_search_path(args.testbed)  # kernel-tree and scx schedulers
+    probed = probe_catalog(build_catalog(), search_path, host)
+    act = Actuator(probed, host, ActuatorConfig(search_path=search_path,
                                                 start_timeout=20.0, stop_timeout=3.0,
                                                 disable_timeout=10.0),
                    args.out / "state")
