@@ -54,6 +54,9 @@ EBUSY_MARKERS = ("EBUSY", "Device or resource busy", "Failed to attach struct_op
                  "another sched_ext scheduler is already running")
 #: Kernel disable reasons that mean the scheduler was told to go (not ejected).
 CLEAN_EXIT_REASONS = ("unregistered from user space",)
+#: The kernel's own unregistration (SCX_EXIT_UNREG_KERN): on CPU hotplug it comes with an
+#: exit code asking the loader to restart, and the loaders do.
+RESTART_REASON = "unregistered from the main kernel"
 CRASH_RESTARTS = 3
 CRASH_WINDOW_S = 600.0
 CRASH_BACKOFF_S = (1.0, 5.0, 30.0)
@@ -98,6 +101,8 @@ class ActuatorEventKind(StrEnum):
     TAKEOVER = "takeover"                    # a scheduler scxd did not start runs
     EXTERNAL_STOPPED = "external_stopped"    # ... and is gone again
     RECOVERED = "recovered"                  # restarted / reclaimed, verified
+    RESTARTED = "restarted"                  # our loader re-attached itself when the kernel
+    #                                          asked (CPU hotplug), verified: a new enable_seq
     RECOVERY_FAILED = "recovery_failed"
     LEFTOVER_CLEANED = "leftover_cleaned"    # a crashed predecessor's leftovers undone
 
@@ -106,7 +111,7 @@ class ActuatorEventKind(StrEnum):
         """The kernel's scheduler changed without a swap of ours (the guard warms up)."""
         return self in (ActuatorEventKind.CRASHED, ActuatorEventKind.EJECTED,
                         ActuatorEventKind.RECOVERY_FAILED, ActuatorEventKind.RECOVERED,
-                        ActuatorEventKind.TAKEOVER)
+                        ActuatorEventKind.TAKEOVER, ActuatorEventKind.RESTARTED)
 
 
 @dataclass(frozen=True)
@@ -277,10 +282,10 @@ class Actuator:
         if records:
             self._kmsg_seq = records[-1][0]
 
-    def _kernel_reason(self) -> str:
+    def _kernel_reason(self, consume: bool = True) -> str:
         """The newest sched_ext 'disabled (REASON)' / stall line since we last looked."""
         records = self.host.kernel_log(self._kmsg_seq)
-        if records:
+        if records and consume:
             self._kmsg_seq = records[-1][0]
         events = parse_kernel_log([m for _, m in records])
         stall = next((e.detail for e in reversed(events) if e.kind == "stall"), "")
@@ -636,6 +641,16 @@ class Actuator:
         ours_running = k.runs(prefix) and k.enable_seq == self.our_seq
         if rc is None and ours_running:
             return []
+        # The kernel unregisters a scheduler itself ("unregistered from the main kernel") when
+        # CPUs come and go, asking the loader to restart: wait for that, not for an ejection.
+        pending = "" if k.runs(prefix) else self._kernel_reason(consume=False)
+        if rc is None and (k.runs(prefix) or not k.enabled) and (
+                not pending or RESTART_REASON in pending):
+            restarted = self._await_self_restart(name, prefix)
+            if restarted is not None:
+                return [restarted]
+            rc = self.proc.poll()
+            k = self.kernel()
         if rc is None and k.enabled and not ours_running:
             kind = ActuatorEventKind.TAKEOVER
             detail = f"{k.ops} replaced {name} (enable_seq {k.enable_seq})"
@@ -680,6 +695,24 @@ class Actuator:
             if n <= CRASH_RESTARTS:
                 self._retry_at = now + CRASH_BACKOFF_S[min(n, len(CRASH_BACKOFF_S)) - 1]
         return [ev]
+
+    def _await_self_restart(self, name: str, prefix: str) -> ActuatorEvent | None:
+        """Loaders restart themselves when the kernel's exit code asks for it (CPU hotplug
+        sets SCX_ECODE_ACT_RESTART): the process lives on and the kernel runs our ops again
+        with a newer enable_seq.  Adopt that; None when it does not happen (the process
+        exits, or nothing re-attaches within start_timeout) and the caller judges."""
+        assert self.proc is not None
+        old = self.our_seq or 0
+        k = self._wait(lambda k: k.runs(prefix) and k.enable_seq > old,
+                       self.cfg.start_timeout, self.proc)
+        if k is None or self.proc.poll() is not None:
+            return None
+        reason = self._kernel_reason()
+        self.our_seq = k.enable_seq
+        self._persist(self.current, self.proc, "running")
+        return self._event(ActuatorEventKind.RESTARTED, name,
+                           f"the loader restarted itself (enable_seq {old} → {k.enable_seq})"
+                           + (f" after: {reason}" if reason else ""))
 
     def _maybe_restart(self) -> list[ActuatorEvent]:
         if self._retry_at is None or time.monotonic() < self._retry_at:

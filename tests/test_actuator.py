@@ -246,6 +246,24 @@ def test_ejection_is_reported_with_the_kernel_reason(env, mode):
     finish(act, env)
 
 
+def test_a_loader_that_restarts_itself_is_adopted(env):
+    """CPU hotplug: the kernel unregisters the scheduler asking for a restart and the loader
+    re-attaches: the same process, a new enable_seq — not a crash, not a takeover."""
+    env.fake(mode="restart_after", after=0.2, enable_delay=0.3)
+    act = env.actuator()
+    want = act.catalog.action("scx_simple")
+    assert act.apply(want).ok
+    pid, seq = act.proc.pid, env.kernel.enable_seq
+    assert wait_for(lambda: env.kernel.state == "disabled", 3)
+    events = act.poll()
+    assert [e.kind for e in events] == ["restarted"], [e.as_dict() for e in events]
+    assert f"enable_seq {seq} → {seq + 1}" in events[0].detail
+    assert "unregistered from the main kernel" in events[0].detail
+    assert act.proc.pid == pid and act.verified(want) and env.kernel.enable_seq == seq + 1
+    assert act.poll() == []
+    finish(act, env)
+
+
 def test_external_scheduler_is_respected(env):
     env.fake()
     act = env.actuator()

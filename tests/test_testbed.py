@@ -25,7 +25,8 @@ KERNEL_SCRIPT = Path(__file__).parents[1] / "scxd/testbed/guest/kernel.sh"
 REPO = Path(__file__).parents[1]
 #: Scenarios that need the scx schedulers (built only from an upstream source tree).
 SCX_SCENARIOS = {"scx_swap_sequence", "scx_sigkill_recovery", "loader_flags_reach_bpf",
-                 "tickless_refused", "scx_exit_report", "daemon_scx"}
+                 "tickless_refused", "scx_exit_report", "scx_restart_on_hotplug",
+                 "daemon_scx"}
 SCX_REQUIRED = ("scx_bpfland", "scx_flash", "scx_flashyspark")
 
 

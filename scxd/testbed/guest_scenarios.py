@@ -802,6 +802,40 @@ def loader_flags_reach_bpf(r: Record, state: Path) -> None:
     act.shutdown()
 
 
+def scx_restart_on_hotplug(r: Record, state: Path) -> None:
+    """CPU hotplug: the kernel unregisters the scheduler with an exit code asking for a
+    restart; the loader re-initialises for the new topology in the same process (as the
+    Rust loaders do) and scxd adopts it instead of calling it a crash or a takeover."""
+    act = make_actuator(state)
+    online = "sys/devices/system/cpu/cpu1/online"
+    try:
+        for name, prefix in (("scx_bpfland", "bpfland"), ("scx_flash", "flash")):
+            want = act.catalog.action(name)
+            if not r.check(f"{name} applied", act.apply(want).ok):
+                continue
+            pid = act.proc.pid
+            for value, ncpu in (("0", 1), ("1", 2)):
+                seq = read_state(HOST).enable_seq
+                HOST.write(online, value)
+                events = poll_until(act, {"restarted", "crashed", "ejected", "takeover"}, 30)
+                r.check(f"{name}, cpu1 online={value}: restarted itself, adopted by scxd",
+                        [e.kind for e in events] == ["restarted"] and act.proc is not None
+                        and act.proc.pid == pid, [e.as_dict() for e in events])
+                k = read_state(HOST)
+                r.check(f"{name}, cpu1 online={value}: verified with a new enable_seq",
+                        act.verified(want) and k.enable_seq > seq, k.as_dict())
+                got = bpf_globals(prefix).get("nr_online_cpus")
+                r.check(f"{name}, cpu1 online={value}: re-initialised for {ncpu} CPU(s)",
+                        got == ncpu, got)
+            out = act.proc.output.text() if act.proc else ""
+            r.check(f"{name}: printed the kernel's request like the Rust loader",
+                    "EXIT: unregistered from the main kernel (cpu 1 going offline" in out,
+                    out[-800:])
+    finally:
+        HOST.write(online, "1")  # never leave a CPU offline behind
+    act.shutdown()
+
+
 def tickless_refused(r: Record, state: Path) -> None:
     """-T on 6.12: scxd refuses it before spawning, with the reason; started by hand, the
     loader really fails in the verifier (the reason is not a guess)."""
@@ -901,7 +935,7 @@ SCENARIOS: dict[str, Callable[[Record, Path], None]] = {
                             qmap_stall_ejection, central_start, fair_tunables, bpf_telemetry,
                             daemon_e2e, daemon_sigkill, daemon_network, scx_swap_sequence,
                             scx_sigkill_recovery, loader_flags_reach_bpf, tickless_refused,
-                            scx_exit_report, daemon_scx)
+                            scx_exit_report, scx_restart_on_hotplug, daemon_scx)
 }
 
 

@@ -20,6 +20,8 @@ Behaviour is chosen with --mode:
   eject_unseen    enabled and ejected before anyone polls (enable_seq moves, the state is
                   disabled again); the loader was the stalled task and stays silent for
                   --after s, then EXIT, exit 0 (scx_qmap -t under emulation)
+  restart_after   after --after s the kernel unregisters it asking for a restart (CPU
+                  hotplug); the loader re-attaches itself (a new enable_seq), same process
 --refuse-with FLAG: refuse (as in refuse mode) only when the command line has FLAG.
 """
 
@@ -142,10 +144,25 @@ def main() -> int:
     kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" enabled' + (" (partial)" if partial
                                                                   else ""))
     started = time.monotonic()
-    ejected = False
+    ejected = restarted = False
     while not stop["now"]:
         time.sleep(0.01)
         elapsed = time.monotonic() - started
+        if args.mode == "restart_after" and not restarted and elapsed >= args.after:
+            restarted = True
+            write(sx / "state", "disabling")
+            kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" disabled (unregistered from '
+                 'the main kernel)')
+            (sx / "root" / "ops").unlink(missing_ok=True)
+            write(sx / "state", "disabled")
+            print("EXIT: unregistered from the main kernel (cpu 1 going offline, exiting "
+                  "scheduler)", flush=True)
+            time.sleep(args.enable_delay)
+            write(sx / "state", "enabling")
+            write(sx / "root" / "ops", args.ops)
+            write(sx / "enable_seq", str(int((sx / "enable_seq").read_text()) + 1))
+            write(sx / "state", "enabled")
+            kmsg(root, f'sched_ext: BPF scheduler "{args.ops}" enabled')
         if args.mode == "crash_after" and elapsed >= args.after:
             os.kill(os.getpid(), signal.SIGSEGV)
         if args.mode in ("eject_alive", "eject_exit") and not ejected and elapsed >= args.after:
