@@ -57,11 +57,9 @@ class BuildError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Artifacts:
+class Artifacts(scx.BuiltDir):
     """Where a finished test bed lives."""
 
-    root: Path
-    key: str
     scx: scx.ScxArtifacts | None = None   # None: no scx source tree given
 
     @property
@@ -88,23 +86,8 @@ class Artifacts:
         return self.root / "bzImage"
 
     @property
-    def bin_dir(self) -> Path:
-        return self.root / "bin"
-
-    @property
-    def static_dir(self) -> Path:
-        return self.root / "static"
-
-    @property
     def tree(self) -> Path:
         return self.root / "tree"
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
-
-    def manifest(self) -> dict:
-        return json.loads(self.manifest_path.read_text())
 
     def complete(self) -> bool:
         """True when every artifact the runs need exists (the manifest is written last)."""

@@ -145,8 +145,8 @@ def scx_key(src: Path | None, kernel_key: str) -> tuple[str, dict[str, str]]:
 
 
 @dataclass(frozen=True)
-class ScxArtifacts:
-    """Where the built scx schedulers of one key live."""
+class BuiltDir:
+    """A cache directory of one key: ``bin/`` (dynamic), ``static/``, ``manifest.json``."""
 
     root: Path
     key: str
@@ -165,6 +165,11 @@ class ScxArtifacts:
 
     def manifest(self) -> dict:
         return json.loads(self.manifest_path.read_text())
+
+
+@dataclass(frozen=True)
+class ScxArtifacts(BuiltDir):
+    """Where the built scx schedulers of one key live."""
 
     def complete(self) -> bool:
         return self.manifest_path.exists()

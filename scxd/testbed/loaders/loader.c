@@ -1097,6 +1097,74 @@ int uei_finish(const struct uei_view *uei, const char *name, const struct topolo
 	return error ? 1 : 0;
 }
 
+bool idle_resume_latency_apply(const struct topology *topo, int64_t us)
+{
+	if (us < 0)
+		return false;
+	if (!idle_resume_latency_supported()) {
+		log_warn("idle resume latency not supported");
+		return false;
+	}
+	log_info("Setting idle QoS to %lld us", (long long)us);
+	if (idle_resume_latency_set(topo, us))
+		fail_error("failed to set the CPU idle resume latency", strerror(errno));
+	return true;
+}
+
+void primary_domain_or_fail(const char *spec, const struct topology *topo, bool allow_turbo,
+			    bool balanced_power_is_powersave, struct cpumask_bits *out)
+{
+	char err[256], ctx[320];
+
+	if (!resolve_primary_domain(spec, topo, allow_turbo, balanced_power_is_powersave, out,
+				    err, sizeof(err)))
+		return;
+	snprintf(ctx, sizeof(ctx), "failed to resolve primary domain '%s': %s", spec, err);
+	fail_error(ctx, NULL);
+}
+
+bool end_of_run(const struct uei_view *uei, const char *name, const struct topology *topo,
+		bool user_restart, int *status)
+{
+	*status = uei_finish(uei, name, topo);
+	return !*status && (uei_should_restart(uei) || user_restart);
+}
+
+void log_start(const char *name, const char *version, bool smt, int argc, char **argv)
+{
+	char cmdline[1024] = "";
+
+	log_info("%s %s (scxd C loader) %s", name, version, smt ? "SMT on" : "SMT off");
+	for (int i = 0; i < argc; i++) {
+		strncat(cmdline, argv[i], sizeof(cmdline) - strlen(cmdline) - 2);
+		if (i + 1 < argc)
+			strcat(cmdline, " ");
+	}
+	log_info("scheduler options: %s", cmdline);
+}
+
+int loader_main(struct cli *cli, int argc, char **argv, const bool *help_stats,
+		const double *monitor, bool (*run_once)(int argc, char **argv, int *status))
+{
+	int status = 0;
+	char msg[160];
+
+	cli_parse(cli, argc, argv);
+	if (*help_stats) {
+		stats_describe(stdout);
+		return 0;
+	}
+	if (*monitor > 0) {
+		snprintf(msg, sizeof(msg), "--monitor needs the scx_stats server of the Rust %s; "
+			 "this C loader has none (use --stats)", cli->name);
+		fail_error(msg, NULL);
+	}
+	install_signal_handlers();
+	while (run_once(argc, argv, &status) && !exit_requested)
+		;
+	return status;
+}
+
 bool uei_should_restart(const struct uei_view *uei)
 {
 	return ((uint64_t)uei->exit_code & ECODE_ACT_MASK) == ECODE_ACT_RESTART;

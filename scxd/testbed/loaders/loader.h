@@ -147,6 +147,42 @@ bool uei_should_restart(const struct uei_view *uei);
  * Drop ("Unregister ...", idle latency restored when @topo); on an error exit Drop first,
  * then anyhow's "Error: EXIT: ...".  Returns the exit status (0 or 1). */
 int uei_finish(const struct uei_view *uei, const char *name, const struct topology *topo);
+/* The struct_ops link is gone: the skeleton's exit info (UEI_DEFINE(uei) in the BPF). */
+#define UEI_VIEW(skel)                                                                     \
+	((struct uei_view){ (skel)->data->uei.kind, (skel)->data->uei.exit_code,          \
+			    (skel)->data->uei.reason, (skel)->data->uei.msg,               \
+			    (skel)->data_uei_dump->uei_dump })
+/* End of one run: the report (uei_finish) into *status; true when main() should start
+ * over (the kernel asked for a restart, or the power profile changed under "auto"). */
+bool end_of_run(const struct uei_view *uei, const char *name, const struct topology *topo,
+		bool user_restart, int *status);
+/* --idle-resume-us: written to sysfs when >= 0 and supported (else a warning); returns
+ * whether it was changed (restored at the end of the run). */
+bool idle_resume_latency_apply(const struct topology *topo, int64_t us);
+/* resolve_primary_domain(), or the Rust loaders' error exit naming the value. */
+void primary_domain_or_fail(const char *spec, const struct topology *topo, bool allow_turbo,
+			    bool balanced_power_is_powersave, struct cpumask_bits *out);
+/* scx_ops_open!: kernel check, open, ops.hotplug_seq, SCX_TIMEOUT_MS, the kernel's enum
+ * values into rodata, then --exit-dump-len. */
+#define LOADER_OPEN(__open, __ops, __exit_dump_len)                                        \
+	({                                                                                 \
+		typeof(__open()) __skel;                                                   \
+		require_sched_ext();                                                       \
+		__skel = __open();                                                         \
+		if (!__skel)                                                               \
+			fail_error("Failed to open BPF program", strerror(errno));         \
+		__skel->struct_ops.__ops->hotplug_seq = hotplug_seq_or_fail();             \
+		timeout_ms_from_env(&__skel->struct_ops.__ops->timeout_ms);                \
+		SCX_ENUM_INIT(__skel);                                                     \
+		__skel->struct_ops.__ops->exit_dump_len = (__exit_dump_len);               \
+		__skel;                                                                    \
+	})
+/* "[INFO] NAME VERSION SMT on|off" and "[INFO] scheduler options: ARGV". */
+void log_start(const char *name, const char *version, bool smt, int argc, char **argv);
+/* main() of every loader: parse, --help-stats, --monitor refused, then run_once() until it
+ * asks for no restart. */
+int loader_main(struct cli *cli, int argc, char **argv, const bool *help_stats,
+		const double *monitor, bool (*run_once)(int argc, char **argv, int *status));
 
 /* Per-interval statistics line of the Rust loaders' --stats (scx_stats Metrics::format). */
 struct sched_stats {

@@ -153,9 +153,8 @@ static bool run_once(int argc, char **argv, int *status)
 	struct scx_bpfland *skel;
 	struct bpf_link *link;
 	struct cpumask_bits domain;
-	struct uei_view uei;
-	char err[256], mask_text[80], cmdline[1024] = "";
-	bool smt_enabled, numa_enabled, user_restart, restart, idle_set = false;
+	char mask_text[80];
+	bool smt_enabled, numa_enabled, user_restart, restart, idle_set;
 	int order[MAX_CPUS], n = 0;
 
 	raise_memlock_rlimit();
@@ -167,44 +166,13 @@ static bool run_once(int argc, char **argv, int *status)
 	numa_enabled = !opts.disable_numa && topo.nr_nodes > 1;
 	if (!numa_enabled)
 		log_info("Disabling NUMA optimizations");
-	if (resolve_primary_domain(opts.primary_domain, &topo, false, false, &domain, err,
-				   sizeof(err))) {
-		char ctx[320];
+	primary_domain_or_fail(opts.primary_domain, &topo, false, false, &domain);
+	log_start(SCHEDULER_NAME, BPF_VERSION, smt_enabled, argc, argv);
 
-		snprintf(ctx, sizeof(ctx), "failed to resolve primary domain '%s': %s",
-			 opts.primary_domain, err);
-		fail_error(ctx, NULL);
-	}
-	log_info("%s %s %s", SCHEDULER_NAME, BPF_VERSION " (scxd C loader)",
-		 smt_enabled ? "SMT on" : "SMT off");
-	for (int i = 0; i < argc; i++) {
-		strncat(cmdline, argv[i], sizeof(cmdline) - strlen(cmdline) - 2);
-		if (i + 1 < argc)
-			strcat(cmdline, " ");
-	}
-	log_info("scheduler options: %s", cmdline);
-
-	if (opts.idle_resume_us >= 0) {
-		if (!idle_resume_latency_supported()) {
-			log_warn("idle resume latency not supported");
-		} else {
-			log_info("Setting idle QoS to %lld us", (long long)opts.idle_resume_us);
-			if (idle_resume_latency_set(&topo, opts.idle_resume_us))
-				fail_error("failed to set the CPU idle resume latency",
-					   strerror(errno));
-			idle_set = true;
-		}
-	}
+	idle_set = idle_resume_latency_apply(&topo, opts.idle_resume_us);
 
 	libbpf_verbose(opts.verbose);
-	require_sched_ext();
-	skel = scx_bpfland__open();
-	if (!skel)
-		fail_error("Failed to open BPF program", strerror(errno));
-	skel->struct_ops.bpfland_ops->hotplug_seq = hotplug_seq_or_fail();
-	timeout_ms_from_env(&skel->struct_ops.bpfland_ops->timeout_ms);
-	SCX_ENUM_INIT(skel);
-	skel->struct_ops.bpfland_ops->exit_dump_len = opts.exit_dump_len;
+	skel = LOADER_OPEN(scx_bpfland__open, bpfland_ops, opts.exit_dump_len);
 
 	/* every field, defaults included: the BPF object's own defaults differ */
 	skel->rodata->debug = opts.debug;
@@ -284,11 +252,8 @@ static bool run_once(int argc, char **argv, int *status)
 		.primary_domain = opts.primary_domain, .stats_interval = opts.stats,
 	});
 	bpf_link__destroy(link);
-	uei = (struct uei_view){ skel->data->uei.kind, skel->data->uei.exit_code,
-				 skel->data->uei.reason, skel->data->uei.msg,
-				 skel->data_uei_dump->uei_dump };
-	*status = uei_finish(&uei, SCHEDULER_NAME, idle_set ? &topo : NULL);
-	restart = !*status && (uei_should_restart(&uei) || user_restart);
+	restart = end_of_run(&UEI_VIEW(skel), SCHEDULER_NAME, idle_set ? &topo : NULL,
+			     user_restart, status);
 	scx_bpfland__destroy(skel);
 	cpumask_free(&domain);
 	topology_free(&topo);
@@ -297,18 +262,5 @@ static bool run_once(int argc, char **argv, int *status)
 
 int main(int argc, char **argv)
 {
-	int status = 0;
-
-	cli_parse(&cli, argc, argv);
-	if (opts.help_stats) {
-		stats_describe(stdout);
-		return 0;
-	}
-	if (opts.monitor > 0)
-		fail_error("--monitor needs the scx_stats server of the Rust scx_bpfland; this C "
-			   "loader has none (use --stats)", NULL);
-	install_signal_handlers();
-	while (run_once(argc, argv, &status) && !exit_requested)
-		;
-	return status;
+	return loader_main(&cli, argc, argv, &opts.help_stats, &opts.monitor, run_once);
 }

@@ -397,9 +397,8 @@ static bool run_once(int argc, char **argv, int *status)
 	struct SKEL *skel;
 	struct bpf_link *link;
 	struct cpumask_bits domain;
-	struct uei_view uei;
-	char err[256], mask_text[80], cmdline[1024] = "";
-	bool smt_enabled, numa_disabled, user_restart, restart, idle_set = false;
+	char err[256], mask_text[80];
+	bool smt_enabled, numa_disabled, user_restart, restart, idle_set;
 
 	raise_memlock_rlimit();
 	if (opts.slice_us < opts.slice_us_min)
@@ -412,47 +411,16 @@ static bool run_once(int argc, char **argv, int *status)
 		fail_panic("called `Result::unwrap()` on an `Err` value: topology: %s",
 			   strerror(errno));
 	smt_enabled = !opts.disable_smt && topo.smt_active;
-	log_info("%s %s %s", SCHEDULER_NAME, BPF_VERSION " (scxd C loader)",
-		 smt_enabled ? "SMT on" : "SMT off");
-	for (int i = 0; i < argc; i++) {
-		strncat(cmdline, argv[i], sizeof(cmdline) - strlen(cmdline) - 2);
-		if (i + 1 < argc)
-			strcat(cmdline, " ");
-	}
-	log_info("scheduler options: %s", cmdline);
-	if (opts.idle_resume_us >= 0) {
-		if (!idle_resume_latency_supported()) {
-			log_warn("idle resume latency not supported");
-		} else {
-			log_info("Setting idle QoS to %lld us", (long long)opts.idle_resume_us);
-			if (idle_resume_latency_set(&topo, opts.idle_resume_us))
-				fail_error("failed to set the CPU idle resume latency",
-					   strerror(errno));
-			idle_set = true;
-		}
-	}
+	log_start(SCHEDULER_NAME, BPF_VERSION, smt_enabled, argc, argv);
+	idle_set = idle_resume_latency_apply(&topo, opts.idle_resume_us);
 	log_info("NUMA nodes: %d", topo.nr_nodes);
 	numa_disabled = opts.disable_numa || topo.nr_nodes == 1;
 	if (numa_disabled)
 		log_info("Disabling NUMA optimizations");
-	if (resolve_primary_domain(opts.primary_domain, &topo, true, true, &domain, err,
-				   sizeof(err))) {
-		char ctx[320];
-
-		snprintf(ctx, sizeof(ctx), "failed to resolve primary domain '%s': %s",
-			 opts.primary_domain, err);
-		fail_error(ctx, NULL);
-	}
+	primary_domain_or_fail(opts.primary_domain, &topo, true, true, &domain);
 
 	libbpf_verbose(opts.verbose);
-	require_sched_ext();
-	skel = SKEL_OPEN();
-	if (!skel)
-		fail_error("Failed to open BPF program", strerror(errno));
-	skel->struct_ops.OPS->hotplug_seq = hotplug_seq_or_fail();
-	timeout_ms_from_env(&skel->struct_ops.OPS->timeout_ms);
-	SCX_ENUM_INIT(skel);
-	skel->struct_ops.OPS->exit_dump_len = opts.exit_dump_len;
+	skel = LOADER_OPEN(SKEL_OPEN, OPS, opts.exit_dump_len);
 
 	/* every field, defaults included: the BPF object's own defaults differ */
 	skel->rodata->debug = opts.debug;
@@ -548,11 +516,8 @@ static bool run_once(int argc, char **argv, int *status)
 		.primary_domain = opts.primary_domain, .stats_interval = opts.stats,
 	});
 	bpf_link__destroy(link);
-	uei = (struct uei_view){ skel->data->uei.kind, skel->data->uei.exit_code,
-				 skel->data->uei.reason, skel->data->uei.msg,
-				 skel->data_uei_dump->uei_dump };
-	*status = uei_finish(&uei, SCHEDULER_NAME, idle_set ? &topo : NULL);
-	restart = !*status && (uei_should_restart(&uei) || user_restart);
+	restart = end_of_run(&UEI_VIEW(skel), SCHEDULER_NAME, idle_set ? &topo : NULL,
+			     user_restart, status);
 	SKEL_DESTROY(skel);
 	cpumask_free(&domain);
 	topology_free(&topo);
@@ -561,18 +526,5 @@ static bool run_once(int argc, char **argv, int *status)
 
 int main(int argc, char **argv)
 {
-	int status = 0;
-
-	cli_parse(&cli, argc, argv);
-	if (opts.help_stats) {
-		stats_describe(stdout);
-		return 0;
-	}
-	if (opts.monitor > 0)
-		fail_error("--monitor needs the scx_stats server of the Rust " SCHEDULER_NAME
-			   "; this C loader has none (use --stats)", NULL);
-	install_signal_handlers();
-	while (run_once(argc, argv, &status) && !exit_requested)
-		;
-	return status;
+	return loader_main(&cli, argc, argv, &opts.help_stats, &opts.monitor, run_once);
 }
