@@ -258,8 +258,9 @@ static int enable_sibling(struct SKEL *skel, int lvl, int cpu, int sibling, int 
 				   sizeof(arg));
 }
 
-/* init_big_cpu_domain()/init_little_cpu_domain(): failures are only warnings. */
-static void init_core_type_domain(struct SKEL *skel, int mask_type, const char *what)
+/* init_big_cpu_domain()/init_little_cpu_domain(): failures are only warnings; returns the
+ * number of CPUs of that type. */
+static int init_core_type_domain(struct SKEL *skel, int mask_type, const char *what)
 {
 	char list[512] = "";
 	int n = 0;
@@ -288,6 +289,7 @@ static void init_core_type_domain(struct SKEL *skel, int mask_type, const char *
 		log_info("%s cores detected: [%s]", what, list);
 	else if (mask_type != CORE_TYPE_TURBO)
 		log_info("No %s cores detected in the system", what);
+	return n;
 }
 #else
 enum { MASK_PRIMARY = 0 };
@@ -492,8 +494,9 @@ static bool run_once(int argc, char **argv, int *status)
 		}
 	}
 #ifdef SCX_FLASHYSPARK
-	init_core_type_domain(skel, CORE_TYPE_BIG, "Big");
-	init_core_type_domain(skel, CORE_TYPE_TURBO, "Turbo");
+	/* the fork looks for turbo CPUs only when there are big ones */
+	if (init_core_type_domain(skel, CORE_TYPE_BIG, "Big"))
+		init_core_type_domain(skel, CORE_TYPE_TURBO, "Turbo");
 	init_core_type_domain(skel, CORE_TYPE_LITTLE, "Little");
 #endif
 	set_cpufreq_level(skel);
