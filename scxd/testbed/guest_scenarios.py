@@ -781,11 +781,14 @@ def loader_flags_reach_bpf(r: Record, state: Path) -> None:
         res = act.apply(act.catalog.action_from_text(arm))
         if not r.check(f"{arm}: applied", res.outcome == "applied", res.as_dict()):
             continue
+        t0 = time.monotonic()
         got = bpf_globals(prefix)
         wrong = {k: {"want": v, "got": got.get(k, "absent")} for k, v in want.items()
                  if got.get(k, "absent") != v}
         r.check(f"{arm}: BPF globals as the flags say", not wrong, wrong or None)
-        r.data["cases"].append({"arm": arm, "checked": len(want)})
+        r.data["cases"].append({"arm": arm, "checked": len(want), "start_s":
+                                res.timings.to_enabled_s,
+                                "read_back_s": round(time.monotonic() - t0, 2)})
     # the loaders' own report of the topology syscall programs: in this guest the CPUs share
     # an L3 (one group → sibling masks set) and each has its own L2 (nothing to set)
     for arm, l3 in (("scx_flash", True), ("scx_flash --disable-l3", False),
