@@ -603,12 +603,25 @@ _FLASH_PARAMS = (
     *_TOPOLOGY,
 )
 
+#: scx_loader's modes for scx_flash (its built-in configuration).
+_FLASH_MODES = {
+    "auto": {"primary_domain": "auto"},
+    "gaming": {"primary_domain": "all"},
+    "lowlatency": {"primary_domain": "performance", "no_wake_sync": True,
+                   "cpu_busy_thresh": 0},
+    "powersave": {"primary_domain": "powersave", "idle_resume_us": 10000,
+                  "throttle_us": 10000, "slice_us": 10000, "slice_us_min": 1000},
+    "server": {"primary_domain": "all", "slice_us": 20000, "slice_us_min": 1000,
+               "idle_resume_us": -1, "direct_dispatch": True, "slice_lag_scaling": True},
+}
+
 SCX_FLASH = SchedulerSpec(
     name="scx_flash", binary="scx_flash", ops_prefix="flash", origin="scx",
     version="sched-ext/scx 1.1.0",
     description="EDF with a lag-bounded vruntime, latency oriented (scx v1.0.14–1.1.0 flags)",
     params=_FLASH_PARAMS,
     constraints=(Constraint("slice_us >= slice_us_min"),),
+    presets=_FLASH_MODES,
 )
 
 SCX_FLASHYSPARK = SchedulerSpec(
@@ -634,6 +647,8 @@ SCX_FLASHYSPARK = SchedulerSpec(
                   doc="shared or per-CPU dispatch queues"),
     ),
     constraints=(Constraint("slice_us >= slice_us_min"),),
+    # scx_loader has no entry for the fork; flash's modes use only flags the fork shares.
+    presets=_FLASH_MODES,
     # The earlier RL tuner explored "more_dsqs" as a boolean: it is --dsq-mode cpu.
     aliases={"more_dsqs": ("dsq_mode", {True: "cpu", False: "shared"})},
 )

@@ -392,3 +392,17 @@ def test_flash_1_1_0_facts():
     assert flash.param("tickless").requires == "kfunc:scx_bpf_cpu_curr"
     # the fork's kernel ops name is "flashyspark": its own prefix, not flash's
     assert CATALOG.get("scx_flashyspark").ops_prefix == "flashyspark"
+
+
+def test_scx_loader_modes_for_flash_and_the_fork():
+    """scx_loader's built-in modes for scx_flash (the fork shares every flag they use)."""
+    for name in ("scx_flash", "scx_flashyspark"):
+        def args(mode, name=name):
+            return CATALOG.action(name, preset=mode).argv
+
+        assert args("gaming") == ("--primary-domain", "all")
+        assert args("lowlatency") == ("--cpu-busy-thresh", "0", "--no-wake-sync",
+                                      "--primary-domain", "performance")
+        assert CATALOG.action(name, preset="powersave").values["throttle_us"] == 10000
+        server = CATALOG.action(name, preset="server").values
+        assert server["idle_resume_us"] == -1 and server["direct_dispatch"] is True
