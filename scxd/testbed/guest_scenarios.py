@@ -811,6 +811,10 @@ def loader_flags_reach_bpf(r: Record, state: Path) -> None:
     # --idle-resume-us goes to sysfs, not BPF: set while running, restored at the stop
     qos = "sys/devices/system/cpu/cpu0/power/pm_qos_resume_latency_us"
     if HOST.exists(qos):
+        # a loader killed with SIGKILL cannot restore it (nor can the Rust ones), so an
+        # earlier scenario may have left flash's 32 behind: start from the kernel's 0
+        for cpu in range(os.cpu_count() or 1):
+            HOST.write(f"sys/devices/system/cpu/cpu{cpu}/power/pm_qos_resume_latency_us", "0")
         seen = {}
         for arm in ("fair", "scx_bpfland -I 77", "fair", "scx_flash", "fair", "scx_bpfland"):
             act.apply(act.catalog.action_from_text(arm))
@@ -827,8 +831,14 @@ def scx_restart_on_hotplug(r: Record, state: Path) -> None:
     """CPU hotplug: the kernel unregisters the scheduler with an exit code asking for a
     restart; the loader re-initialises for the new topology in the same process (as the
     Rust loaders do) and scxd adopts it instead of calling it a crash or a takeover."""
-    act = make_actuator(state)
     online = "sys/devices/system/cpu/cpu1/online"
+    # Under emulation on a busy host, taking a CPU down can outlast the loaders' 5 s stall
+    # watchdog before the kernel's restart request is handled (the watchdog then ejects the
+    # scheduler: "runnable task stall").  A task really stranded on the offline CPU would
+    # still be ejected after 20 s (the kernel's maximum is 30 s); the loaders take the
+    # variable like the Rust ones and the actuator's loaders inherit it.
+    os.environ["SCX_TIMEOUT_MS"] = "20000"
+    act = make_actuator(state)
     try:
         for name, prefix in (("scx_bpfland", "bpfland"), ("scx_flash", "flash")):
             want = act.catalog.action(name)
@@ -854,6 +864,7 @@ def scx_restart_on_hotplug(r: Record, state: Path) -> None:
                     out[-800:])
     finally:
         HOST.write(online, "1")  # never leave a CPU offline behind
+        os.environ.pop("SCX_TIMEOUT_MS", None)
     act.shutdown()
 
 
