@@ -86,10 +86,17 @@ class HostFS:
         return self.path(rel).read_bytes()
 
     def read_optional(self, rel: str) -> str | None:
+        """The file's text, None when it is absent — or vanished under us: a sysfs attribute
+        whose object is removed between open and read fails with ENODEV (e.g.
+        /sys/kernel/sched_ext/root/ops while a scheduler unregisters)."""
         try:
             return self.read(rel)
         except (FileNotFoundError, ProcessLookupError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                return None
+            raise
 
     def write(self, rel: str, text: str) -> None:
         with open(self.path(rel), "w", encoding="utf-8") as fh:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
 from scxd.hostfs import HostFS
@@ -37,6 +40,33 @@ def test_enabled_rust_scheduler_matches_by_prefix(tmp_path):
 ])
 def test_prefix_ends_at_a_word_boundary(tmp_path, ops, prefix, match):
     assert read_state(tree(tmp_path, ops=ops)).runs(prefix) is match
+
+
+class FailingRead(HostFS):
+    """Files open, then read(2) fails with ``errno`` — ENODEV is what sysfs does when an
+    attribute's object goes away mid-read (root/ops while a scheduler unregisters, seen in
+    the test bed during CPU hotplug)."""
+
+    def __init__(self, root, errno_: int):
+        super().__init__(root)
+        self.errno = errno_
+
+    def read(self, rel: str) -> str:
+        if rel.endswith("root/ops"):
+            raise OSError(self.errno, os.strerror(self.errno))
+        return super().read(rel)
+
+
+def test_ops_vanishing_while_read_is_no_scheduler(tmp_path):
+    tree(tmp_path)
+    k = read_state(FailingRead(tmp_path, errno.ENODEV))
+    assert k.ops is None and not k.runs("lavd") and k.enable_seq == 3
+
+
+def test_other_read_errors_still_surface(tmp_path):
+    tree(tmp_path)
+    with pytest.raises(PermissionError):
+        read_state(FailingRead(tmp_path, errno.EACCES))
 
 
 def test_partial_mode(tmp_path):
