@@ -97,7 +97,8 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=5)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--window", type=float, default=1.0,
-                    help="the daemons' window in seconds (default 1.0; 0.5 keeps costs exact)")
+                    help="the daemons' window in seconds (default 1.0; at 0.5 with 5 daemons at "
+                         "once a window's waits were once seen a window late)")
     ap.add_argument("--warmup", type=int, default=0,
                     help="the guard's warmup_windows (≥ 1: the scored windows are selected "
                          "by the previous arm; see the README)")

@@ -288,7 +288,8 @@ def daemon_journal(tmp: Path, seed: int, windows: int, truth: Truth = DEFAULT_TR
     value leaves the truth unchanged; ≥ 1 shows what discarding warm-up windows does to the
     estimators (the windows left are selected by the previous arm).  ``window_s``: the
 daemon's window (4 samples each); the host writes a window's waits within milliseconds of
-the journal record before it, so windows of 0.5 s keep every cost exact (checked)."""
+the journal record before it; 1 s windows leave it ample time (at 0.5 s with five daemons
+at once a window's waits were once seen a window late: :func:`check_estimates` raises)."""
     from tests.daemon_helper import Daemon
     from tests.fakes import FakeKernel, fake_processes, install_fake, wait_for
 
