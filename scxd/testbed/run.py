@@ -206,9 +206,14 @@ def guest_search_path(testbed_root: Path | None = None) -> list[str]:
     return [str(testbed_root / "bin")] if testbed_root else [GUEST_BIN]
 
 
+#: The full-mode command, written into results_dir when it is passed as a file.
+GUEST_SCRIPT = "scxd-guest.sh"
+
+
 def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: float = 600.0,
              cpus: int = 2, memory: str = "2G", cwd: Path | None = None,
-             keep: bool = False, rwdirs: tuple[Path, ...] = ()) -> GuestRun:
+             keep: bool = False, rwdirs: tuple[Path, ...] = (),
+             script_file: bool = False) -> GuestRun:
     """Boot with virtme-ng and run ``command`` in the guest as root.
 
     The artifacts (read-only), ``results_dir`` and ``rwdirs`` (read-write) appear in the
@@ -226,6 +231,13 @@ def run_full(art: Artifacts, command: list[str], results_dir: Path, timeout: flo
     cwd = cwd or Path.cwd()
     inner = (f"{guest_setup_script(art)}; cd {shlex.quote(str(cwd))} && "
              f"{shlex.join(command)}; echo {DONE} rc=$?")
+    if script_file:
+        # virtme-ng passes --exec on the kernel command line (base64), and x86 caps that
+        # line at 2048 bytes: a long command makes qemu stop at once with no console.  The
+        # script goes into results_dir (mounted at its host path in the guest) instead.
+        script = results_dir / GUEST_SCRIPT
+        script.write_text(inner + "\n")
+        inner = f"sh {shlex.quote(str(script))}"
     cmd = [vng, "--run", str(art.bzimage), "--disable-kvm", "--force-9p",
            "--qemu-opts=-accel " + QEMU_ACCEL, "--cpus", str(cpus), "--memory", memory,
            f"--rodir={art.root}", f"--rwdir={results_dir}",
@@ -272,7 +284,7 @@ def exec_in_guest(art: Artifacts, command: list[str], timeout: float = 600.0,
                   f"2>{shlex.quote(str(out / 'stderr'))}; "
                   f"echo $? >{shlex.quote(str(out / 'rc'))}")
         run = run_full(art, ["sh", "-c", script], out, timeout=timeout, cpus=cpus,
-                       memory=memory, cwd=cwd, rwdirs=rwdirs)
+                       memory=memory, cwd=cwd, rwdirs=rwdirs, script_file=True)
 
         def text(name: str) -> str:
             p = out / name
