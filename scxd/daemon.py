@@ -88,6 +88,7 @@ class Daemon:
 
     # -- wiring -------------------------------------------------------------------------------
     def _build(self, s: Settings) -> None:
+        self.notifier.starting("probing the schedulers")
         try:
             catalog = build_catalog(s.scheduler_overrides())
         except CatalogError as exc:
@@ -96,6 +97,7 @@ class Daemon:
         self.catalog = self.probed.catalog
         self.arm_set = ArmSet.from_catalog(self.probed, s.policy.arm_space)
         self.arms = self.arm_set.actions()
+        self.notifier.starting("loading the policy")
         try:
             self.policy = self._make_policy(s)
             self.exit_action = self.catalog.action(s.actuator.exit_scheduler)
@@ -133,12 +135,14 @@ class Daemon:
 
     def start(self) -> None:
         s = self.settings
+        self.notifier.starting("recovering what a previous run left")
         with setting("state_dir", s.state_dir):
             self.marker.acquire()  # before anything touches the state or the kernel
             previous = self.marker.previous()
             recovered = self.controller.note_actuator(self.actuator.recover())
             self.marker.begin(__version__)
         self.pending_events += recovered
+        self.notifier.starting("opening the telemetry (compiling the BPF programs)")
         self.sampler = Sampler(s.telemetry, self.host)
         self.sampler.open()
         health = self.sampler.health

@@ -1,5 +1,10 @@
 """sd_notify: tell systemd we are READY, alive (WATCHDOG), STOPPING, and our STATUS.
 
+While starting, each slow phase (imports, probing the schedulers, compiling the BPF
+programs, restoring the policy) says so in STATUS and asks for ``EXTEND_TIMEOUT_USEC`` more
+time: the unit's ``TimeoutStartSec`` then bounds a phase that makes no progress, not a slow
+machine (an emulated guest starts ~30x slower than hardware).
+
 The protocol is one datagram of ``KEY=VALUE`` lines to the AF_UNIX socket named in
 ``$NOTIFY_SOCKET`` (a leading ``@`` means the abstract namespace).  Without that variable
 (not started by systemd) every call is a no-op.  ``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``
@@ -11,6 +16,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+
+#: Time one start-up phase may take before systemd's start timeout applies again.
+START_PHASE_S = 120.0
 
 
 class Notifier:
@@ -57,6 +65,11 @@ class Notifier:
 
     def status(self, text: str) -> bool:
         return self.send(STATUS=text.replace("\n", " "))
+
+    def starting(self, phase: str, allow_s: float = START_PHASE_S) -> bool:
+        """A start-up phase begins: STATUS shows it and systemd's start timeout is extended
+        to ``allow_s`` from now (never shortened: systemd ignores a smaller extension)."""
+        return self.send(STATUS=f"starting: {phase}", EXTEND_TIMEOUT_USEC=int(allow_s * 1e6))
 
     def reloading(self) -> bool:
         return self.send(RELOADING=1)

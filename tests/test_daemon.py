@@ -229,6 +229,14 @@ def test_sd_notify_protocol(tmp_path):
                 and any(m.startswith(b"STATUS=") for m in got)):
             got.append(nsock.recv(4096))
         assert any(m.startswith(b"READY=1\nSTATUS=") for m in got)
+        # Every slow start-up phase asked for more time before READY, in order.
+        ready = next(i for i, m in enumerate(got) if m.startswith(b"READY=1"))
+        phases = [m.split(b"\n")[0].decode() for m in got[:ready]
+                  if b"EXTEND_TIMEOUT_USEC=" in m]
+        assert phases == ["STATUS=starting: probing the schedulers",
+                          "STATUS=starting: loading the policy",
+                          "STATUS=starting: recovering what a previous run left",
+                          "STATUS=starting: opening the telemetry (compiling the BPF programs)"]
         assert got.count(b"WATCHDOG=1") >= 2
         assert any(m.startswith(b"STATUS=") for m in got)
     finally:

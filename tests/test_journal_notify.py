@@ -120,6 +120,9 @@ def test_notify_datagrams(notify_socket):
     assert n.watchdog() and sock.recv(4096) == b"WATCHDOG=1"
     assert n.status("a\nb") and sock.recv(4096) == b"STATUS=a b"
     assert n.stopping() and sock.recv(4096) == b"STOPPING=1"
+    assert n.starting("probing the schedulers", 90)
+    assert sock.recv(4096) == (b"STATUS=starting: probing the schedulers\n"
+                               b"EXTEND_TIMEOUT_USEC=90000000")
 
 
 def test_notify_abstract_socket():
