@@ -96,6 +96,20 @@ def ops() -> str | None:
     return p.read_text().strip() if p.exists() else None
 
 
+def scheduler_processes() -> list[str]:
+    """User processes named scx_* (a loader left behind); kernel threads such as the
+    kernel's own scx_ops_enable_helper have an empty command line and are not loaders."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            comm = (proc / "comm").read_text().strip()
+            if comm.startswith("scx_") and (proc / "cmdline").read_bytes():
+                found.append(f"{proc.name} {comm}")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+    return found
+
+
 def scxctl(*args: str) -> tuple[int, str]:
     return sh("scxctl " + " ".join(shlex.quote(a) for a in args), timeout=180)
 
@@ -178,7 +192,7 @@ def checks() -> None:
     t = time.monotonic()
     rc, out = sh("systemctl stop scxd")
     took = time.monotonic() - t
-    left = sh("pgrep -l '^scx_' || true")[1].strip()
+    left = " ".join(scheduler_processes())
     emit("systemctl stop: fair scheduler back, no loader left", rc == 0 and state()
          == "disabled" and not left, {"rc": rc, "state": state(), "left": left,
                                       "stop_s": round(took, 2)})
