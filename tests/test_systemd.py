@@ -51,3 +51,41 @@ def test_unit_keeps_what_bcc_and_loaders_need():
     assert "CAP_BPF" in directives["CapabilityBoundingSet"]
     assert "scxd" in directives["RuntimeDirectory"] and directives["StateDirectory"] == "scxd"
     assert "ConditionPathIsDirectory" not in text  # must run advisory without sched_ext
+
+
+def syscall_group(name: str) -> set[str]:
+    """The system calls of a systemd group (``@debug``) or a single call's name."""
+    if not name.startswith("@"):
+        return {name}
+    out = subprocess.run(["systemd-analyze", "syscall-filter", name], capture_output=True,
+                         text=True, check=True).stdout
+    calls: set[str] = set()
+    for line in out.splitlines()[1:]:
+        item = line.strip()
+        if item and not item.startswith("#"):
+            calls |= syscall_group(item)
+    return calls
+
+
+def effective_syscall_filter(text: str) -> set[str]:
+    """What the unit's SystemCallFilter= lines allow, applied in order as systemd does: the
+    first allow list starts the set, later allow entries add and ``~`` entries remove."""
+    allowed: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("SystemCallFilter="):
+            continue
+        value = line.split("=", 1)[1]
+        deny = value.startswith("~")
+        calls = set().union(*(syscall_group(n) for n in value.lstrip("~").split()))
+        allowed = allowed - calls if deny else allowed | calls
+    return allowed
+
+
+def test_the_syscall_filter_lets_bcc_attach_and_keeps_ptrace_out():
+    """Both calls named in the allow list must survive the deny list after it (the guest
+    measured perf_event_open → EPERM when ~@debug came later: BPF telemetry fell back)."""
+    allowed = effective_syscall_filter(UNIT.read_text())
+    assert {"bpf", "perf_event_open", "ioctl", "openat"} <= allowed
+    debug_but_perf = syscall_group("@debug") - {"perf_event_open"}
+    assert not (debug_but_perf | {"init_module", "reboot", "swapon", "settimeofday"}) & allowed
+
