@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import multiprocessing
 import os
@@ -277,6 +278,24 @@ def _fuzz_against(d: Daemon, requests: int, fuzzers: int, probe_every: float,
 
 
 # -- soak -----------------------------------------------------------------------------------------
+def _reload_times(log: str) -> list[float]:
+    """Wall-clock times of the daemon's "configuration reloaded" lines (logging's asctime,
+    local time, milliseconds)."""
+    out = []
+    for line in log.splitlines():
+        if "configuration reloaded" in line:
+            with contextlib.suppress(ValueError):
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                out.append(stamp.timestamp())
+    return out
+
+
+def _unserved(hup_times: list[float], log: str) -> list[float]:
+    """SIGHUPs with no reload logged at or after them (1 ms: asctime truncates)."""
+    reloads = _reload_times(log)
+    return [h for h in hup_times if not any(r >= h - 0.001 for r in reloads)]
+
+
 def run_soak(seconds: float = 600.0, scrapers: int = 6, readers: int = 3, writers: int = 2,
              hup_every: float = 5.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_:
@@ -343,7 +362,7 @@ def _soak(d: Daemon, seconds: float, scrapers: int, readers: int, writers: int,
     threads += [threading.Thread(target=control, args=(reads, i)) for i in range(readers)]
     threads += [threading.Thread(target=control, args=(changes, 100 + i))
                 for i in range(writers)]
-    hups = 0
+    hup_times: list[float] = []
     with Watch(d.proc.pid, every=5.0) as watch:
         for t in threads:
             t.start()
@@ -352,13 +371,18 @@ def _soak(d: Daemon, seconds: float, scrapers: int, readers: int, writers: int,
         while time.monotonic() - t0 < seconds and d.proc.poll() is None:
             time.sleep(0.1)
             if time.monotonic() >= next_hup:
+                hup_times.append(time.time())
                 d.proc.send_signal(signal.SIGHUP)
-                hups += 1
                 next_hup += hup_every
         alive = d.proc.poll() is None
         stop.set()
         for t in threads:
             t.join(timeout=120)
+    # SIGHUPs that arrive while the loop is busy coalesce into one reload (by design); none
+    # may be lost: every SIGHUP must be followed by a reload.  The last one gets 30 s.
+    deadline = time.monotonic() + 30
+    while alive and time.monotonic() < deadline and _unserved(hup_times, d.output()):
+        time.sleep(0.2)
     log = d.output()
     status = {k: v for k, v in http.items()}
     return {
@@ -367,8 +391,9 @@ def _soak(d: Daemon, seconds: float, scrapers: int, readers: int, writers: int,
         "http_500": http.get("500", 0),
         "http_errors": sum(v for k, v in http.items() if k != "200"),
         "control_requests": sum(answers.values()), "answers": dict(answers),
-        "dropped_replies": len(dropped), "dropped_examples": dropped[:5], "sighups": hups,
-        "reloads_logged": log.count("configuration reloaded"),
+        "dropped_replies": len(dropped), "dropped_examples": dropped[:5],
+        "sighups": len(hup_times), "reloads_logged": log.count("configuration reloaded"),
+        "unserved_sighups": _unserved(hup_times, log),
         "tracebacks": log.count("Traceback"), **watch.figures(),
     }
 
@@ -412,7 +437,8 @@ def main() -> None:
               f"{r['scrapes']} scrapes ({r['http_500']} HTTP 500, {r['http_errors']} "
               f"non-200), {r['control_requests']} control requests, {r['dropped_replies']} "
               f"dropped replies, {r['sighups']} SIGHUPs ({r['reloads_logged']} reloads "
-              f"logged), {r['tracebacks']} tracebacks; RSS {r['rss_mb']['start']:.1f} → "
+              f"logged, {len(r['unserved_sighups'])} never served), {r['tracebacks']} "
+              f"tracebacks; RSS {r['rss_mb']['start']:.1f} → "
               f"{r['rss_mb']['half']:.1f} (half-way) → {r['rss_mb']['end']:.1f} MB, second "
               f"half {r['rss_mb']['second_half_mb_per_min']:+.2f} MB/min; fds "
               f"{r['fds']['start']} → {r['fds']['end']}")

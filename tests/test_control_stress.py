@@ -40,5 +40,7 @@ def test_soak_scrapes_control_and_sighups(stress):
     assert r["http_errors"] == 0 and r["scrapes"] > 50, r["http"]
     assert r["dropped_replies"] == 0, r["dropped_examples"]
     assert r["control_requests"] > 50 and r["sighups"] >= 4
-    assert r["reloads_logged"] >= r["sighups"] - 1
+    # SIGHUPs during a busy swap coalesce into one reload; none may go unserved.
+    assert r["reloads_logged"] >= 1 and not r["unserved_sighups"], (r["sighups"],
+                                                                    r["reloads_logged"])
     assert not [k for k in r["answers"] if k.endswith(": -32603")], r["answers"]
