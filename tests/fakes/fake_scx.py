@@ -63,6 +63,7 @@ def main() -> int:
     ap.add_argument("--name", default="scx_fake")
     ap.add_argument("--refuse-with", default="")
     ap.add_argument("-h", "--help", action="store_true")
+    ap.add_argument("-V", "--version", action="store_true")
     args, rest = ap.parse_known_args()
     root = Path(args.fake_root)
     sx = root / "sys/kernel/sched_ext"
@@ -75,6 +76,9 @@ def main() -> int:
         print(f"Usage: {name} [OPTIONS]\n\nOptions:")
         for flag in args.supports.split():
             print(f"  {flag}  (fake)")
+        return 0
+    if args.version:  # as the Rust loaders: print and exit, never attach (scxd probes it)
+        print(f"{name} 1.1.0 (fake loader)")
         return 0
     if args.mode == "bad_args":
         print(f"error: unexpected argument '{rest[0] if rest else '--x'}' found", flush=True)
