@@ -32,6 +32,11 @@ def spawn_hogs(n: int, cpu: int) -> list[subprocess.Popen]:
             for _ in range(n)]
 
 
+def spawn_short(cpu: int) -> list[subprocess.Popen]:
+    """A task that runs briefly on ``cpu``, forcing the task there to be switched out."""
+    return [subprocess.Popen(["sleep", "0.01"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))]
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         p.kill()
@@ -247,8 +252,16 @@ def test_colliding_pids_evict_and_are_counted_not_misattributed():
     hog = spawn_hogs(1, last_cpu())[0]
     twin = None
     try:
-        time.sleep(0.3)
-        small.read()
+        # CPU time is accounted when a task is switched out: a hog alone on its CPU may not
+        # have been yet, so nudge that CPU with a short pinned task until the hog's entry
+        # shows time (a precondition, not the claim under test).
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.3)
+            small.read()
+            if small.task_times().get(hog.pid, (0,))[0] > 0 or time.monotonic() > deadline:
+                break
+            stop(spawn_short(last_cpu()))
         assert small.task_times()[hog.pid][0] > 0
         for _ in range(3000):  # walk the pid space until a child lands on the hog's slot
             child = subprocess.Popen(["sleep", "5"])
