@@ -458,6 +458,10 @@ class ScxdProcess:
         cfg = state / "scxd.toml"
         cfg.write_text(config.format(state=state, search_path=json.dumps(SEARCH_PATH),
                                      scheduler=scheduler))
+        # A SIGKILLed scxd leaves its socket behind: wait for the new daemon's own socket
+        # (another inode or change time: ext4 may reuse the inode number), not the stale one,
+        # or the wait ends before the daemon has started.
+        stale = self._socket_identity()
         self.log = open(state / "scxd.log", "w")  # noqa: SIM115 - closed in stop()
         # ``-m`` from the working tree (the guest's cwd), not the installed console script:
         # the guest must run the code under test.
@@ -465,9 +469,20 @@ class ScxdProcess:
                                       str(cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + start_s
-        while not self.sock.exists() and self.proc.poll() is None and \
+        while not self._own_socket(stale) and self.proc.poll() is None and \
                 time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def _socket_identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.sock.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_ctime_ns
+
+    def _own_socket(self, stale: tuple[int, int] | None) -> bool:
+        now = self._socket_identity()
+        return now is not None and now != stale
 
     def scxctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "scxd.scxctl", "--socket",
@@ -573,8 +588,9 @@ def daemon_sigkill(r: Record, state: Path) -> None:
         d.log.close()
     again = ScxdProcess(state)
     try:
-        r.check("a new scxd starts over the stale socket and intent", again.sock.exists()
-                and again.proc.poll() is None, again.output())
+        r.check("a new scxd starts over the stale socket and intent",
+                wait(lambda: again.proc.poll() is None
+                     and again.status()["mode"] == "active", 30), again.output())
         r.check("and applies the policy again", wait(lambda: read_state(HOST).runs("simple"),
                                                       60), again.output())
     finally:
