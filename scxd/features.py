@@ -13,19 +13,28 @@ differently: recorded journals carry the version, and offline replay refuses to 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from scxd.types import Window
 
-SCHEMA_VERSION = 1
+#: v2: every feature independent of the window's length (per-window totals became rates:
+#: the test bed's 2 s windows and the daemon's 5 s ones agree), ``voluntary_share`` renamed
+#: to what it is (``voluntary_rate``), and the runqueue wait split by cause — wakeup latency
+#: (what a sleeper feels), preemption wait (time-sharing), external wakeups (timers, IRQs)
+#: and light tasks' wakeup latency.
+SCHEMA_VERSION = 2
 SCHEMA_NAME = "scxd-window-features"
 
 
 def _fraction(v: float) -> float:
     return min(max(v / 100.0, 0.0), 1.0)
+
+
+def _share(v: float) -> float:
+    return min(max(v, 0.0), 1.0)
 
 
 def _log1p(v: float) -> float:
@@ -41,7 +50,8 @@ def _change(pct: float) -> float:
 
 
 TRANSFORMS: dict[str, Callable[[float], float]] = {
-    "fraction": _fraction, "log1p": _log1p, "log1p_us": _log1p_us, "change": _change,
+    "fraction": _fraction, "share": _share, "log1p": _log1p, "log1p_us": _log1p_us,
+    "change": _change,
 }
 
 
@@ -70,20 +80,22 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("load1_per_core", "load1_per_core", "log1p", "1/CPU", "1-min load per CPU"),
     FeatureSpec("ctxsw_rate", "ctx_switches_per_s_per_core", "log1p", "1/s/CPU",
                 "context switches per second per CPU"),
-    FeatureSpec("voluntary_share", "voluntary_switches_total_delta", "log1p", "switches",
-                "voluntary switches (processes' leaders) in the window"),
-    FeatureSpec("involuntary", "involuntary_switches_total_delta", "log1p", "switches",
-                "involuntary switches (processes' leaders) in the window"),
+    FeatureSpec("voluntary_rate", "voluntary_switches_per_s_per_core", "log1p", "1/s/CPU",
+                "voluntary switches (processes' leaders) per second per CPU"),
+    FeatureSpec("involuntary_rate", "involuntary_switches_per_s_per_core", "log1p", "1/s/CPU",
+                "involuntary switches (processes' leaders) per second per CPU"),
     FeatureSpec("preempt_rate", "preemptions_per_s_per_core", "log1p", "1/s/CPU",
                 "preemptions per second per CPU (BPF)"),
+    FeatureSpec("wakeup_rate", "wakeups_per_s_per_core", "log1p", "1/s/CPU",
+                "wakeups per second per CPU (BPF)"),
     FeatureSpec("fork_rate", "forks_per_s", "log1p", "1/s", "forks per second"),
     FeatureSpec("exit_rate", "tasks_completed_per_s", "log1p", "1/s",
                 "tasks completed per second"),
     FeatureSpec("threads", "T_threads_avg", "log1p", "threads", "threads alive"),
     FeatureSpec("mem_available", "T_mem_available_bytes_avg", "log1p", "bytes",
                 "available memory"),
-    FeatureSpec("swap_io", "swap_out_bytes_total_delta", "log1p", "bytes",
-                "bytes swapped out in the window"),
+    FeatureSpec("swap_out_rate", "swap_out_bytes_per_s", "log1p", "bytes/s",
+                "bytes swapped out per second"),
     FeatureSpec("disk_rate", "disk_bytes_per_s", "log1p", "bytes/s", "disk throughput"),
     FeatureSpec("psi_cpu", "T_psi_cpu_some_pct_avg", "fraction", "%",
                 "share of time some task stalled on CPU"),
@@ -98,6 +110,21 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("rq_lat_p99", "runq_latency_p99_s", "log1p_us", "s", "runqueue latency p99"),
     FeatureSpec("rq_wait_rate", "runq_wait_per_s_per_core", "log1p_us", "s/s/CPU",
                 "runqueue wait accumulated per second per CPU"),
+    FeatureSpec("wake_lat_mean", "wakeup_latency_mean_s", "log1p_us", "s",
+                "mean wakeup latency (a task that slept: wakeup → running)"),
+    FeatureSpec("wake_lat_p99", "wakeup_latency_p99_s", "log1p_us", "s", "wakeup latency p99"),
+    FeatureSpec("preempt_wait_mean", "preempt_wait_mean_s", "log1p_us", "s",
+                "mean preemption wait (runnable again after being preempted → running)"),
+    FeatureSpec("preempt_wait_rate", "preempt_wait_per_s_per_core", "log1p_us", "s/s/CPU",
+                "preemption wait accumulated per second per CPU"),
+    FeatureSpec("ext_wake_lat_mean", "external_wakeup_latency_mean_s", "log1p_us", "s",
+                "mean latency after external wakeups (timer, IRQ, softirq)"),
+    FeatureSpec("ext_wait_share_max", "external_wait_share_max", "share", "s/s",
+                "the user task most delayed after external wakeups: its share of time waiting"),
+    FeatureSpec("light_wake_lat", "light_wakeup_latency_mean_s", "log1p_us", "s",
+                "mean wakeup latency of light tasks (below half an equal CPU share)"),
+    FeatureSpec("light_cpu_share", "light_cpu_share", "share", "CPU/CPU",
+                "CPU share of the light tasks"),
     FeatureSpec("response_avg", "response_avg_s", "log1p_us", "s",
                 "new-task response time (creation → first run)"),
     FeatureSpec("turnaround_avg", "turnaround_avg_s", "log1p_us", "s",
@@ -106,7 +133,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "CV of CPU time among tasks that waited"),
     FeatureSpec("busy_change", "T_cpu_busy_pct_change", "change", "%",
                 "CPU busy change vs previous window"),
-    FeatureSpec("ctxsw_change", "ctx_switches_total_delta_pct_change", "change", "%",
+    FeatureSpec("ctxsw_change", "ctx_switches_per_s_per_core_pct_change", "change", "%",
                 "context-switch change vs previous window"),
     FeatureSpec("rq_p99_change", "runq_latency_p99_s_pct_change", "change", "%",
                 "runqueue p99 change vs previous window"),
@@ -126,10 +153,17 @@ class FeatureVector:
 
 
 def featurize(window: Window) -> FeatureVector:
+    return featurize_metrics(window.metrics)
+
+
+def featurize_metrics(metrics: Mapping[str, float]) -> FeatureVector:
+    """The feature vector of a window's metrics alone: recorded windows keep every metric,
+    so their features can be recomputed under a later schema (see
+    :func:`scxd.testbed.dataset.refeature`)."""
     values = np.zeros(len(FEATURES), dtype=np.float32)
     missing = []
     for i, spec in enumerate(FEATURES):
-        raw = window.metrics.get(spec.metric)
+        raw = metrics.get(spec.metric)
         if raw is None or not math.isfinite(raw):
             missing.append(spec.name)
             continue

@@ -19,6 +19,9 @@ from scxd.window import (
     window_to_dict,
 )
 
+#: Features the synthetic samples below cannot give (no per-task times, no external wakeups).
+NEEDS_TASKS_OR_EXT = {"ext_wake_lat_mean", "light_wake_lat", "light_cpu_share"}
+
 
 def system(**kw) -> SystemSample:
     base = dict(interval_s=1.0, ncpus=2, cpu=CpuPercent(30, 0, 10, 60, 0, 0, 0, 0),
@@ -143,7 +146,8 @@ def test_features_are_finite_named_and_versioned():
     assert fv.values.dtype == np.float32 and np.all(np.isfinite(fv.values))
     assert fv.as_dict()["cpu_user"] == pytest.approx(0.30)
     assert fv.as_dict()["rq_lat_mean"] == pytest.approx(math.log1p(14000 / 4 / 1000))
-    assert not fv.missing
+    # These samples carry no per-task times and no external-wakeup histogram.
+    assert set(fv.missing) == NEEDS_TASKS_OR_EXT
 
 
 def test_features_survive_hostile_metrics():
@@ -197,3 +201,58 @@ def test_external_wait_share_is_the_worst_user_task():
     assert m["external_wait_share_max"] == pytest.approx(0.4)
     assert m["external_wakers"] == 1
     assert external_wait_metrics([TaskWindow(1, 1, -1, -1)], 2.0) == {}
+
+
+def test_features_do_not_depend_on_the_window_length():
+    """The same steady load seen through 2 s windows (the test bed's) and 5 s windows (the
+    daemon's) gives the same feature vector: every feature is a rate, mean, share or
+    percentile, never a per-window total (schema v2; v1's voluntary_share was not)."""
+    vectors = {}
+    for n in (2, 5):
+        w = Windower(1.0)
+        close(w, samples(n))                 # a first window, so changes are measured
+        window = close(w, samples(n, t0=n))
+        fv = featurize(window)
+        assert set(fv.missing) == NEEDS_TASKS_OR_EXT, fv.missing
+        vectors[n] = fv.as_dict()
+    differ = {k: (vectors[2][k], vectors[5][k]) for k in FEATURE_NAMES
+              if not math.isclose(vectors[2][k], vectors[5][k], rel_tol=1e-5, abs_tol=1e-6)}
+    assert not differ
+
+
+def test_refeature_recomputes_features_from_stored_metrics(tmp_path):
+    """A packaged dataset's features are rewritten under this build's schema from the
+    metrics each window keeps; rates an old recording lacks come from its totals; what it
+    cannot give is listed missing; the manifest says what was done."""
+    import json
+    import lzma
+
+    from scxd.journal import encode
+    from scxd.testbed.dataset import load_windows, refeature
+
+    metrics = {"window_s": 2.0, "ncpus": 2.0, "voluntary_switches_total_delta": 400.0,
+               "involuntary_switches_total_delta": 40.0, "swap_out_bytes_total_delta": 0.0,
+               "wakeups_total_delta": 80.0, "ctx_switches_total_delta_pct_change": 50.0,
+               "T_cpu_user_avg": 50.0}
+    old = {"kind": "window", "features": {"schema": "scxd-window-features", "version": 1,
+                                          "values": [0.0] * 35, "missing": []},
+           "metrics": metrics, "workload": "w", "arm": "fair"}
+    with lzma.open(tmp_path / "windows.jsonl.xz", "wb") as fh:
+        fh.write(encode({"kind": "header", "feature_version": 1}))
+        fh.write(encode(old))
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_version": 1}))
+    summary = refeature(tmp_path)
+    assert summary == {"windows": 1, "from_versions": ["1"], "to_version": SCHEMA_VERSION}
+    (rec,) = list(load_windows(tmp_path))
+    f = dict(zip(FEATURE_NAMES, rec["features"]["values"], strict=True))
+    assert rec["features"]["version"] == SCHEMA_VERSION
+    assert f["voluntary_rate"] == pytest.approx(math.log1p(100.0))   # 400 / 2 s / 2 CPUs
+    assert f["wakeup_rate"] == pytest.approx(math.log1p(20.0))
+    assert f["ctxsw_change"] == pytest.approx(0.05)
+    assert f["cpu_user"] == pytest.approx(0.5)
+    assert "wake_lat_mean" in rec["features"]["missing"]
+    assert "voluntary_rate" not in rec["features"]["missing"]
+    assert rec["metrics"] == metrics          # the stored measurements are untouched
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["feature_version"] == SCHEMA_VERSION
+    assert m["features_recomputed"][0]["from"] == ["1"]

@@ -13,6 +13,11 @@
     scxd-testbed record [--repeats 3] [--out DIR] [--dataset data/testbed]
                                     workloads × arms × repeats, packaged as a dataset
                                     (resumable: run it again with the same --out)
+    scxd-testbed package [--out RAW] [--dataset DIR]
+                                    package a raw (e.g. interrupted) recording as a dataset
+    scxd-testbed refeature [--dataset DIR]
+                                    recompute a dataset's features under this build's
+                                    schema from the metrics every window keeps
     scxd-testbed systemd [--out DIR]   Debian 12 + systemd as PID 1: the unit, for real
 
 The scx schedulers (scx_bpfland, scx_flash, scx_flashyspark, …) are built from an upstream
@@ -28,7 +33,9 @@ import sys
 from pathlib import Path
 
 from scxd.catalog import CatalogError, build_catalog
+from scxd.journal import JournalError
 from scxd.testbed import build as tb_build
+from scxd.testbed.dataset import PackagedDatasetError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="parameter draws added to the named presets")
     p_rec.add_argument("--only-workloads", default="", help="comma-separated workloads")
     p_rec.add_argument("--only-arms", default="", help="comma-separated arm labels")
+    p_pkg = sub.add_parser("package", help="package a raw recording (e.g. an interrupted "
+                           "one) as a dataset, features under this build's schema")
+    p_pkg.add_argument("--out", type=Path, default=Path("/var/tmp/scxd-testbed-record"),
+                       help="the raw recording")
+    p_pkg.add_argument("--dataset", type=Path, default=REPO / "data" / "testbed")
+    p_ref = sub.add_parser("refeature", help="recompute a packaged dataset's window features "
+                           "under this build's schema, from the metrics every window keeps")
+    p_ref.add_argument("--dataset", type=Path, default=REPO / "data" / "testbed")
     p_sd = sub.add_parser("systemd", help="boot Debian 12 with systemd; check scxd's unit")
     p_sd.add_argument("--out", type=Path, default=Path("/tmp/scxd-testbed-systemd"))
     args = parser.parse_args(argv)
@@ -150,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         art = tb_build.artifacts_for(args.cache, args.scx_src)
         if args.verb == "status":
             print(json.dumps(tb_build.describe(art), indent=2))
+            return 0
+        if args.verb in ("package", "refeature"):
+            from scxd.testbed.dataset import package, refeature
+
+            if args.verb == "refeature":
+                summary = refeature(args.dataset)
+            else:
+                summary = package(args.out, args.dataset, art)
+            print(json.dumps(summary, indent=2))
             return 0
         if not art.complete():
             print("scxd-testbed: the test bed is not built: run `scxd-testbed build`",
@@ -193,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = package(args.out, args.dataset, art)
             print(json.dumps(summary, indent=2))
             return 0 if summary["complete"] else 1
-    except tb_build.BuildError as exc:
+    except (tb_build.BuildError, JournalError, PackagedDatasetError) as exc:
+        # e.g. a recording whose guest never started has no journal to package
         print(f"scxd-testbed: {exc}", file=sys.stderr)
         return 1
     return 2

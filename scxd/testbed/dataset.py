@@ -24,9 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize_metrics, schema_doc
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
 from scxd.workloads import BY_NAME as WORKLOADS
+
+
+class PackagedDatasetError(ValueError):
+    """A directory that is not the packaged dataset it was given as."""
 
 
 def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -41,6 +46,87 @@ def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[di
                 continue
             if rec["kind"] == "window":
                 yield rec
+
+
+def refeature_header(header: dict[str, Any]) -> dict[str, Any]:
+    """A journal header naming this build's feature schema."""
+    return {**header, "feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
+            "feature_names": list(FEATURE_NAMES), "feature_doc": schema_doc()}
+
+
+#: Rates an older recording lacks, derived from its per-window totals: rate metric →
+#: (total metric, divide by CPUs too).
+BACKFILL_RATES = {
+    "voluntary_switches_per_s_per_core": ("voluntary_switches_total_delta", True),
+    "involuntary_switches_per_s_per_core": ("involuntary_switches_total_delta", True),
+    "swap_out_bytes_per_s": ("swap_out_bytes_total_delta", False),
+    "wakeups_per_s_per_core": ("wakeups_total_delta", True),
+    "voluntary_per_s_per_core": ("voluntary_total_delta", True),
+}
+
+
+def backfill_rates(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` plus the rates this build's windower computes that an older recording
+    did not, from its totals over ``window_s`` (and ``ncpus``).  A change of the context
+    switch rate is the change of the per-window total there: the recorder's windows are of
+    equal length.  What cannot be derived (the wakeup/preemption split) stays missing."""
+    out = dict(metrics)
+    seconds, ncpus = out.get("window_s") or 0.0, out.get("ncpus") or 0.0
+    if seconds > 0 and ncpus > 0:
+        for rate, (total, per_cpu) in BACKFILL_RATES.items():
+            if rate not in out and total in out:
+                out[rate] = out[total] / seconds / (ncpus if per_cpu else 1.0)
+    if ("ctx_switches_per_s_per_core_pct_change" not in out
+            and "ctx_switches_total_delta_pct_change" in out):
+        out["ctx_switches_per_s_per_core_pct_change"] = out["ctx_switches_total_delta_pct_change"]
+    return out
+
+
+def refeature_window(rec: dict[str, Any]) -> dict[str, Any]:
+    """A window record with its features recomputed from its stored metrics under this
+    build's schema (rates derived from totals where an older recording lacks them; a
+    metric it cannot give is listed as missing, never invented)."""
+    fv = featurize_metrics(backfill_rates(rec.get("metrics") or {}))
+    return {**rec, "features": {"schema": fv.schema, "version": fv.version,
+                                "values": [float(v) for v in fv.values],
+                                "missing": list(fv.missing)}}
+
+
+def refeature(dataset: Path) -> dict[str, Any]:
+    """Rewrite a packaged dataset's window features under this build's schema, from the
+    metrics every window keeps.  The new file replaces the old one only when complete; a
+    bad line is an error (nothing is dropped silently)."""
+    src, tmp = dataset / "windows.jsonl.xz", dataset / "windows.jsonl.xz.tmp"
+    if not src.is_file():
+        raise PackagedDatasetError(f"{dataset}: no windows.jsonl.xz here (not a packaged dataset)")
+    versions: collections.Counter = collections.Counter()
+    windows = 0
+    try:
+        with lzma.open(src, "rb") as fh, lzma.open(tmp, "wb", preset=9) as out:
+            for n, line in enumerate(fh, 1):
+                rec = decode(line, f"{src}:{n}")
+                if rec["kind"] == "header":
+                    rec = refeature_header(rec)
+                elif rec["kind"] == "window":
+                    versions[(rec.get("features") or {}).get("version")] += 1
+                    rec = refeature_window(rec)
+                    windows += 1
+                out.write(encode(rec))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(src)
+    before = sorted(str(v) for v in versions)
+    manifest_path = dataset / "manifest.json"
+    if manifest_path.exists():
+        m = json.loads(manifest_path.read_text())
+        m.update({"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
+                  "feature_names": list(FEATURE_NAMES)})
+        m.setdefault("features_recomputed", []).append(
+            {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from": before,
+             "to": SCHEMA_VERSION})
+        manifest_path.write_text(json.dumps(m, indent=2) + "\n")
+    return {"windows": windows, "from_versions": before, "to_version": SCHEMA_VERSION}
 
 
 def load_runs(dataset: Path) -> list[dict[str, Any]]:
@@ -58,12 +144,13 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
         for rec in reader.records():
             if rec["kind"] == "header":
                 if not header:
-                    header = rec
-                    out.write(encode(rec))
+                    header = refeature_header(rec)
+                    out.write(encode(header))
                 continue
             if rec["kind"] != "window":
                 continue
-            out.write(encode(rec))
+            # Features under the packaging build's schema, from the stored metrics.
+            out.write(encode(refeature_window(rec)))
             windows += 1
             if not rec.get("warmup"):
                 per_cell[(rec["workload"], rec["arm"])] += 1
