@@ -69,18 +69,23 @@ def test_package_and_load(tmp_path):
               "recorder": {"repeats": 1, "seed": 1, "window": 2.0, "interval": 0.5,
                            "warmup": 1, "windows": 1}}
     j = JournalWriter(raw / "journal", header, fsync=False)
-    for i in range(2):
-        j.append({"kind": "window", "run_id": "mixed/fair/r0", "arm": "fair",
+    # An attempt killed mid-cell (at 50), then the resumed, completed one (started at 100),
+    # and a last attempt killed before it completed: only the completed attempt's windows.
+    for at, run_id, i in ((50.0, "mixed/fair/r0", 0), (101.0, "mixed/fair/r0", 0),
+                          (103.0, "mixed/fair/r0", 1), (200.0, "mixed/fair/r1", 0)):
+        j.append({"kind": "window", "run_id": run_id, "arm": "fair", "at": at,
                   "workload": "mixed", "repeat": 0, "index": i, "warmup": i == 0})
     j.close()
     (raw / "runs.jsonl").write_text(json.dumps({"run_id": "mixed/fair/r0", "arm": "fair",
                                                 "workload": "mixed", "repeat": 0, "ok": True,
+                                                "started": 100.0, "seconds": 5.0,
                                                 "outcome": {"wakeup_us_avg": 700.0}}) + "\n")
     art = Artifacts(tmp_path / "noart", "k")
     summary = package(raw, tmp_path / "ds", art)
     assert summary == {"windows": 2, "runs": 1, "failed_runs": [], "complete": True}
     ds = tmp_path / "ds"
-    assert [w["index"] for w in load_windows(ds)] == [0, 1]
+    assert [(w["at"], w["index"]) for w in load_windows(ds)] == [(101.0, 0), (103.0, 1)]
+    assert json.loads((ds / "manifest.json").read_text())["interrupted_windows_dropped"] == 2
     assert load_runs(ds)[0]["ok"] is True
     manifest = json.loads((ds / "manifest.json").read_text())
     assert manifest["scored_windows_per_cell"] == {"mixed | fair": 1}

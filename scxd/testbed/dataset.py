@@ -137,8 +137,14 @@ def load_runs(dataset: Path) -> list[dict[str, Any]]:
 def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
     dest.mkdir(parents=True, exist_ok=True)
     reader = JournalReader(raw / "journal")
+    runs = [json.loads(line) for line in (raw / "runs.jsonl").read_text().splitlines()
+            if line.strip()] if (raw / "runs.jsonl").exists() else []
+    # A cell's windows count only from its completed attempt: an interrupted attempt (the
+    # recorder killed mid-cell, then resumed) left windows before that attempt started, or
+    # under a run_id that never completed.
+    started = {r["run_id"]: r.get("started") for r in runs if r.get("ok")}
     header: dict[str, Any] = {}
-    windows = 0
+    windows = interrupted = 0
     per_cell: collections.Counter = collections.Counter()
     with lzma.open(dest / "windows.jsonl.xz", "wb", preset=9) as out:
         for rec in reader.records():
@@ -149,13 +155,16 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
                 continue
             if rec["kind"] != "window":
                 continue
+            run_id = rec.get("run_id")
+            begun = started.get(run_id)
+            if run_id not in started or (begun is not None and rec.get("at", 0.0) < begun):
+                interrupted += 1
+                continue
             # Features under the packaging build's schema, from the stored metrics.
             out.write(encode(refeature_window(rec)))
             windows += 1
             if not rec.get("warmup"):
                 per_cell[(rec["workload"], rec["arm"])] += 1
-    runs = [json.loads(line) for line in (raw / "runs.jsonl").read_text().splitlines()
-            if line.strip()] if (raw / "runs.jsonl").exists() else []
     with lzma.open(dest / "runs.jsonl.xz", "wt", encoding="utf-8", preset=9) as fh:
         fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in runs)
     (dest / "runs.jsonl").unlink(missing_ok=True)
@@ -177,6 +186,7 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
         "headlines": header.get("headlines", {}), "design": header.get("design", {}),
         "recording_s": recording_seconds(runs),
         "windows": windows, "runs": len(runs), "failed_runs": failed,
+        "interrupted_windows_dropped": interrupted,
         "skipped_lines": reader.skipped, "complete": complete,
         "scored_windows_per_cell": {f"{w} | {a}": per_cell[(w, a)]
                                     for w in workloads for a in arms},
