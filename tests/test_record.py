@@ -92,3 +92,21 @@ def test_package_and_load(tmp_path):
     readme = (ds / "README.md").read_text()
     assert "emulated machine" in readme and "| `fair` | 700 ± 0 (1) |" in readme
     assert Path(ds / "windows.jsonl.xz").stat().st_size < 2000
+
+
+def test_measuring_priority_raises_then_restores():
+    """The measuring loop runs raised (root here); the priority is restored afterwards, and
+    a value it may not set leaves the priority as it was (no error)."""
+    import os
+
+    from scxd.testbed.record import measuring_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    with measuring_priority(before - 5):
+        inside = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+    if os.geteuid() == 0:
+        assert inside == before - 5
+    with measuring_priority(-100):   # clamped by the kernel to -20, or refused unprivileged
+        pass
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
