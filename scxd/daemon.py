@@ -33,7 +33,7 @@ from scxd.config import ConfigError, Settings, load_config
 from scxd.control import ControlServer
 from scxd.controller import METHODS, Controller
 from scxd.decide import DecisionPath
-from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize, schema_doc
+from scxd.features import featurize, schema_header
 from scxd.guard import Guard
 from scxd.histogram import WindowHistogram
 from scxd.hostfs import HostFS
@@ -190,9 +190,7 @@ class Daemon:
                  health.mode, self.policy.name, len(self.arms))
 
     def _journal_header(self) -> dict[str, Any]:
-        return {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
-                "feature_names": list(FEATURE_NAMES), "feature_doc": schema_doc(),
-                "host": socket.gethostname(),
+        return {**schema_header(), "host": socket.gethostname(),
                 "kernel": os.uname().release, "scxd_version": __version__,
                 "mode": self.actuator.mode, "objective": self.settings.policy.objective,
                 "window_s": self.settings.telemetry.window,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,6 +152,11 @@ class FeatureVector:
     def as_dict(self) -> dict[str, float]:
         return {n: float(v) for n, v in zip(FEATURE_NAMES, self.values, strict=True)}
 
+    def as_record(self) -> dict[str, Any]:
+        """The ``features`` field of a journaled window."""
+        return {"schema": self.schema, "version": self.version,
+                "values": [float(v) for v in self.values], "missing": list(self.missing)}
+
 
 def featurize(window: Window) -> FeatureVector:
     return featurize_metrics(window.metrics)
@@ -170,6 +176,12 @@ def featurize_metrics(metrics: Mapping[str, float]) -> FeatureVector:
         v = TRANSFORMS[spec.transform](raw)
         values[i] = v if math.isfinite(v) else 0.0
     return FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, values, tuple(missing))
+
+
+def schema_header() -> dict[str, Any]:
+    """What a journal header says of its windows' features: this build's schema."""
+    return {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
+            "feature_names": list(FEATURE_NAMES), "feature_doc": schema_doc()}
 
 
 def schema_doc() -> list[dict[str, str]]:

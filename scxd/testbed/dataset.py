@@ -24,7 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize_metrics, schema_doc
+from scxd.features import (
+    FEATURE_NAMES,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    featurize_metrics,
+    schema_header,
+)
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
 from scxd.workloads import BY_NAME as WORKLOADS
@@ -50,8 +56,7 @@ def load_windows(dataset: Path, skipped: list[str] | None = None) -> Iterator[di
 
 def refeature_header(header: dict[str, Any]) -> dict[str, Any]:
     """A journal header naming this build's feature schema."""
-    return {**header, "feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
-            "feature_names": list(FEATURE_NAMES), "feature_doc": schema_doc()}
+    return {**header, **schema_header()}
 
 
 #: Rates an older recording lacks, derived from its per-window totals: rate metric →
@@ -86,10 +91,8 @@ def refeature_window(rec: dict[str, Any]) -> dict[str, Any]:
     """A window record with its features recomputed from its stored metrics under this
     build's schema (rates derived from totals where an older recording lacks them; a
     metric it cannot give is listed as missing, never invented)."""
-    fv = featurize_metrics(backfill_rates(rec.get("metrics") or {}))
-    return {**rec, "features": {"schema": fv.schema, "version": fv.version,
-                                "values": [float(v) for v in fv.values],
-                                "missing": list(fv.missing)}}
+    return {**rec, "features": featurize_metrics(backfill_rates(rec.get("metrics") or {}))
+            .as_record()}
 
 
 def refeature(dataset: Path) -> dict[str, Any]:
