@@ -148,12 +148,19 @@ def cmd_observe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from scxd.notify import Notifier
+
+    # Under systemd, the first start-up phase is announced before the daemon's modules load:
+    # on a slow (emulated) machine the imports alone take a good part of TimeoutStartSec.
+    notifier = Notifier()
+    notifier.starting("loading the daemon's modules")
     from scxd.daemon import run_daemon, window_log
 
     if args.quiet:
         window_log.setLevel(logging.WARNING)
 
-    return run_daemon(settings, config_path=args.config, overrides=_overrides(args))
+    return run_daemon(settings, config_path=args.config, overrides=_overrides(args),
+                      notifier=notifier)
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:

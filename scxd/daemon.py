@@ -63,7 +63,8 @@ RESTART_ONLY = ("telemetry", "metrics", "control", "host_root", "state_dir", "sc
 
 class Daemon:
     def __init__(self, settings: Settings, config_path: str | None = None,
-                 overrides: Mapping[str, Any] | None = None):
+                 overrides: Mapping[str, Any] | None = None,
+                 notifier: Notifier | None = None):
         self.settings = settings
         self.config_path = config_path
         self.overrides = dict(overrides or {})  # command-line flags: they win on reload too
@@ -71,7 +72,8 @@ class Daemon:
         self.state_dir = Path(settings.state_dir)
         self.ticker = Ticker(settings.telemetry.sample_interval, on_wake=self._serve)
         self.reload_requested = False
-        self.notifier = Notifier()
+        # The caller's, when it already told systemd about the phases before this one.
+        self.notifier = notifier or Notifier()
         # Owned by the loop thread; scrapes read copies published to the board.
         self.metrics = MetricsState(version=__version__)
         self.board = MetricsBoard(self.metrics)
@@ -93,7 +95,9 @@ class Daemon:
             catalog = build_catalog(s.scheduler_overrides())
         except CatalogError as exc:
             raise ConfigError(str(exc)) from None
-        self.probed: ProbedCatalog = probe_catalog(catalog, s.actuator.search_path, self.host)
+        self.probed: ProbedCatalog = probe_catalog(
+            catalog, s.actuator.search_path, self.host,
+            on_probe=lambda name: self.notifier.starting(f"probing {name}"))
         self.catalog = self.probed.catalog
         self.arm_set = ArmSet.from_catalog(self.probed, s.policy.arm_space)
         self.arms = self.arm_set.actions()
@@ -188,6 +192,7 @@ class Daemon:
         log.info("scxd %s running: mode %s (%s), telemetry %s, policy %s, %d arms", __version__,
                  self.actuator.mode, self.actuator.advisory_reason or "sched_ext present",
                  health.mode, self.policy.name, len(self.arms))
+        log.info("started in %s", self.notifier.startup_report())
 
     def _journal_header(self) -> dict[str, Any]:
         return {**schema_header(), "host": socket.gethostname(),
@@ -464,10 +469,11 @@ def window_line(record: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
 
 
 def run_daemon(settings: Settings, config_path: str | None = None,
-               overrides: Mapping[str, Any] | None = None) -> int:
+               overrides: Mapping[str, Any] | None = None,
+               notifier: Notifier | None = None) -> int:
     """``scxd run``: returns the process exit code."""
     try:
-        daemon = Daemon(settings, config_path, overrides)
+        daemon = Daemon(settings, config_path, overrides, notifier)
     except ConfigError as exc:
         log.error("invalid configuration: %s", exc)
         return 2

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -237,11 +237,16 @@ def probe_one(spec: SchedulerSpec, search_path: Iterable[str], host: HostFS,
                                   else "")
 
 
-def probe_catalog(catalog: Catalog, search_path: Iterable[str], host: HostFS) -> ProbedCatalog:
+def probe_catalog(catalog: Catalog, search_path: Iterable[str], host: HostFS,
+                  on_probe: Callable[[str], object] | None = None) -> ProbedCatalog:
+    """Probe every scheduler of ``catalog``; ``on_probe(name)`` is called before each (the
+    daemon extends systemd's start timeout per binary: each probe spawns it twice)."""
     search_path = list(search_path)
     specs, avail = [], {}
     caps: dict[str, object] = {}
     for spec in catalog:
+        if on_probe is not None:
+            on_probe(spec.name)
         narrowed, a = probe_one(spec, search_path, host, caps)
         specs.append(narrowed)
         avail[spec.name] = a

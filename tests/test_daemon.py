@@ -9,11 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from scxd.catalog import build_catalog
 from scxd.control import ControlError, exchange
 from scxd.features import FEATURE_NAMES
 from scxd.journal import JournalReader
@@ -219,24 +221,38 @@ def test_sd_notify_protocol(tmp_path):
     nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     nsock.bind(str(tmp_path / "notify"))
     nsock.settimeout(20)
-    d = Daemon(tmp_path, BASE, env={"NOTIFY_SOCKET": str(tmp_path / "notify"),
-                                    "WATCHDOG_USEC": "1000000"})
-    try:
-        got = []
-        deadline = time.monotonic() + 15
+    got: list[bytes] = []
+
+    def listen() -> None:  # as systemd does: read while the daemon starts (sends block on a
+        # full queue, as libsystemd's do, and start-up sends more than the ~10 it holds)
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
                 any(m.startswith(b"READY=1") for m in got) and got.count(b"WATCHDOG=1") >= 2
                 and any(m.startswith(b"STATUS=") for m in got)):
             got.append(nsock.recv(4096))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    d = Daemon(tmp_path, BASE, env={"NOTIFY_SOCKET": str(tmp_path / "notify"),
+                                    "WATCHDOG_USEC": "1000000"})
+    try:
+        listener.join(40)
         assert any(m.startswith(b"READY=1\nSTATUS=") for m in got)
         # Every slow start-up phase asked for more time before READY, in order.
         ready = next(i for i, m in enumerate(got) if m.startswith(b"READY=1"))
         phases = [m.split(b"\n")[0].decode() for m in got[:ready]
                   if b"EXTEND_TIMEOUT_USEC=" in m]
-        assert phases == ["STATUS=starting: probing the schedulers",
+        # The first before the daemon's modules load; the probe extends once per binary.
+        probes = [f"STATUS=starting: probing {spec.name}" for spec in build_catalog()]
+        assert phases == ["STATUS=starting: loading the daemon's modules",
+                          "STATUS=starting: probing the schedulers", *probes,
                           "STATUS=starting: loading the policy",
                           "STATUS=starting: recovering what a previous run left",
                           "STATUS=starting: opening the telemetry (compiling the BPF programs)"]
+        # The log says how long each phase took.
+        started = next(line for line in d.output().splitlines() if "started in" in line)
+        assert "loading the daemon's modules " in started and " s, probing the schedulers " \
+            in started and "opening the telemetry (compiling the BPF programs) " in started
         assert got.count(b"WATCHDOG=1") >= 2
         assert any(m.startswith(b"STATUS=") for m in got)
     finally:
@@ -295,3 +311,14 @@ def test_foreign_scheduler_windows_are_not_scored(tmp_path, fake):
     assert len(foreign) >= 3
     assert all(w["cost"] is None for w in foreign)
     assert all(w["running"] in ("fair", "external:extsched") for w in windows)
+
+
+def test_run_command_line_leaves_heavy_libraries_unloaded():
+    """What ``scxd run`` imports before the policy is chosen: neither scipy (offline
+    statistics) nor torch (the network policy loads it when configured).  Each would add
+    about a minute to a start in an emulated guest (the systemd test bed's start timeout)."""
+    code = ("import sys, scxd.cli; scxd.cli.build_parser(); import scxd.daemon; "
+            "print(' '.join(m for m in ('scipy', 'torch', 'bcc') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert res.stdout.strip() == ""

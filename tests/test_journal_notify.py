@@ -143,3 +143,13 @@ def test_notify_without_systemd_and_foreign_watchdog(tmp_path):
                       "WATCHDOG_PID": "1"})
     assert other.watchdog_interval is None  # the watchdog is for another process
     assert other.ready() is False and other.errors == 1  # nobody listens: counted
+
+
+def test_startup_report_names_each_phase_and_its_time():
+    n = Notifier({})
+    assert n.startup_report() == "0.0 s"
+    n.starting("loading")  # recorded even without systemd: the log line still wants it
+    n.starting("probing")
+    n.phases = [("loading", 100.0), ("probing", 102.5)]
+    assert n.startup_report(now=110.0) == "10.0 s (loading 2.5 s, probing 7.5 s)"
+

@@ -26,13 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from scxd.catalog import format_value
 
 
 def t975(df: float) -> float:
     """Two-sided 95 % Student-t quantile (∞ without a degree of freedom)."""
+    # scipy.stats is imported here, not at the top: ``scxd run`` builds the whole command
+    # line (this module included) and scipy.stats would add ~0.6 s of start-up on hardware,
+    # a minute on an emulated guest.
+    from scipy import stats as sps
+
     return float(sps.t.ppf(0.975, df)) if df >= 1 and math.isfinite(df) else (
         math.inf if df < 1 else 1.959964)
 

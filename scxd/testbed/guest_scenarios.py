@@ -184,8 +184,9 @@ def central_start(r: Record, state: Path) -> None:
 def run_until_ejected(r: Record, state: Path, params: dict[str, Any], hogs: int,
                       timeout: float) -> str:
     """Apply scx_qmap with fault-injection ``params`` under load; check the end is reported
-    as an ejection (not a clean stop or a crash) and return the event's detail."""
-    act = make_actuator(state)
+    as an ejection (not a clean stop or a crash) and return the event's detail.  The start
+    may take 60 s: the hogs and a busy host slow the emulated verifier past the default 15."""
+    act = make_actuator(state, start_timeout=60.0)
     action = act.catalog.action("scx_qmap", params)
     load = Load(hogs)
     try:

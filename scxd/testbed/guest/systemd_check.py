@@ -178,7 +178,7 @@ def checks() -> None:
     emit("after SIGKILL the loader dies with scxd: kernel back to fair", fell_back,
          {"state": state(), "ops": ops()})
     restarted = wait(lambda: show("MainPID")["MainPID"] not in ("0", first_pid)
-                     and show("ActiveState")["ActiveState"] == "active", 180)
+                     and show("ActiveState")["ActiveState"] == "active", 420)
     p = show("ActiveState", "MainPID", "NRestarts", "Result")
     emit("Restart=on-failure after SIGKILL", restarted and p.get("NRestarts") == "1", p)
     log = journal()
