@@ -189,9 +189,7 @@ def test_save_load_round_trip_and_fallbacks(name, tmp_path, caplog):
     # The network also weighs the evidence of the windows since the last change (and the
     # recent context mean): runtime state a restart rightly begins afresh, so the saved
     # policy is compared from that same fresh start.
-    for attr in ("ctx_mean", "_evidence_sum", "_evidence_n", "_evidence_arm"):
-        if hasattr(q, attr):
-            setattr(p, attr, getattr(q, attr))
+    p.forget_runtime()
     assert q.decide(fv, bh.ARMS.actions()).distribution == pytest.approx(
         p.decide(fv, bh.ARMS.actions()).distribution)
     # Another arm set: per-arm state carried over by key, and said so.

@@ -223,6 +223,11 @@ class Learner:
                 self.updates += 1
 
     # -- state ---------------------------------------------------------------------------------
+    def forget_runtime(self) -> None:
+        """Drop what this learner knows only since its process started: state a checkpoint
+        does not keep and a restart rightly begins afresh.  None here; see the network."""
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         return {}
 

@@ -223,10 +223,7 @@ class NetworkPolicy(Learner):
         self.reopen = 0.0            # extra exploration after a detected change, decays
         self.reopen_t = 0
         self.decisions = 0
-        self.ctx_mean: np.ndarray | None = None
-        self._evidence_sum: np.ndarray | None = None
-        self._evidence_n = 0.0
-        self._evidence_arm: int | None = None
+        self.forget_runtime()
         self.ph_mean = 0.0
         self.ph_sum = 0.0
         self.ph_min = 0.0
@@ -274,6 +271,14 @@ class NetworkPolicy(Learner):
             return 0.0
         return self.reopen * math.pow(2.0, -(self.decisions - self.reopen_t) /
                                       self.c.reopen_half_life)
+
+    def forget_runtime(self) -> None:
+        """The recent context average and the evidence since the last change are this
+        process's own: a restored checkpoint starts them afresh."""
+        self.ctx_mean: np.ndarray | None = None
+        self._evidence_sum: np.ndarray | None = None
+        self._evidence_n = 0.0
+        self._evidence_arm: int | None = None
 
     def _context_shift(self, x: np.ndarray) -> float:
         """Mean absolute difference (in standard deviations) between this window's features
