@@ -38,7 +38,7 @@ from typing import Any
 from scxd.actuator import Actuator
 from scxd.catalog import build_catalog
 from scxd.config import ActuatorConfig, TelemetryConfig
-from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, featurize
+from scxd.features import featurize, schema_header
 from scxd.hostfs import HostFS
 from scxd.journal import JournalWriter, window_measurements
 from scxd.observe import samples_per_window
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = [a for a in design.arms if not args.only_arms
             or a.label in args.only_arms.split(",")]
     workloads = select(args.only_workloads)
-    header = {"feature_schema": SCHEMA_NAME, "feature_version": SCHEMA_VERSION,
-              "feature_names": list(FEATURE_NAMES), "host": "sched_ext test bed (qemu TCG)",
+    header = {**schema_header(), "host": "sched_ext test bed (qemu TCG)",
               "kernel": os.uname().release, "recorder": vars(args) | {
                   "testbed": str(args.testbed), "out": str(args.out)},
               "versions": versions(), "arms": [a.label for a in arms],
