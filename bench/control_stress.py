@@ -129,7 +129,10 @@ def _fuzzer(path: str, seed: int, n: int, out: multiprocessing.Queue) -> None:
 
 
 ATTACKER = textwrap.dedent("""
-    import socket, sys, time
+    import signal, socket, sys, time
+    # SIGINT ends the attack (KeyboardInterrupt below), even when this process inherited it
+    # ignored: a shell's background job ignores SIGINT, and Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     path, n, drip = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     req = b'{"jsonrpc":"2.0","id":1,"method":"status"}\\n'
     conns, opened, refused, cut = {}, 0, 0, 0
