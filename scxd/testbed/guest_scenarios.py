@@ -398,9 +398,12 @@ def bpf_telemetry(r: Record, state: Path) -> None:
                          "waker_cyclictest_us": round(summary.avg_us, 1)}
                 # cyclictest's span (timer expiry → its clock read in user space) contains
                 # BPF's (wakeup → on CPU); the rest is interrupt delivery and the return to
-                # user space, ≈ 0.6–0.7 ms under emulation (≈ 50 µs on the host).
+                # user space: ≈ 50 µs on the host, 0.55–0.65 ms under emulation with the
+                # fair scheduler and 0.55–1.02 ms with scx_simple's hogs (3 runs), so the gap
+                # may be 1 ms or 35 % of cyclictest's figure, whichever is larger.
+                gap_us = max(1000.0, 0.35 * summary.avg_us)
                 r.check(f"{label}: the waker's wakeup latency agrees with cyclictest",
-                        summary.avg_us - 1000 <= bpf_us <= summary.avg_us + 50,
+                        summary.avg_us - gap_us <= bpf_us <= summary.avg_us + 50,
                         [bpf_us, summary.avg_us, waker[0].wakes, summary.cycles])
                 r.check(f"{label}: the waker's wakeups are external (hrtimer)",
                         waker[0].ext_wakes >= 0.9 * waker[0].wakes,
