@@ -349,6 +349,7 @@ def bpf_telemetry(r: Record, state: Path) -> None:
     r.data["bpf_load_s"] = round(src.load_seconds, 2)
     act = make_actuator(state)
     waker_us: dict[str, float] = {}
+    cyclictest_us: dict[str, float] = {}
     try:
         for action in (act.catalog.fair(), act.catalog.action("scx_simple")):
             act.apply(action)
@@ -394,16 +395,17 @@ def bpf_telemetry(r: Record, state: Path) -> None:
             if summary is not None and len(waker) == 1:
                 bpf_us = waker[0].wake_wait_ns / waker[0].wakes / 1e3
                 waker_us[label] = bpf_us
+                cyclictest_us[label] = summary.avg_us
                 data |= {"waker_bpf_us": round(bpf_us, 1),
                          "waker_cyclictest_us": round(summary.avg_us, 1)}
                 # cyclictest's span (timer expiry → its clock read in user space) contains
-                # BPF's (wakeup → on CPU); the rest is interrupt delivery and the return to
-                # user space: ≈ 50 µs on the host, 0.55–0.65 ms under emulation with the
-                # fair scheduler and 0.55–1.02 ms with scx_simple's hogs (3 runs), so the gap
-                # may be 1 ms or 35 % of cyclictest's figure, whichever is larger.
-                gap_us = max(1000.0, 0.35 * summary.avg_us)
-                r.check(f"{label}: the waker's wakeup latency agrees with cyclictest",
-                        summary.avg_us - gap_us <= bpf_us <= summary.avg_us + 50,
+                # BPF's (wakeup → on CPU): BPF's figure can never exceed it.  The rest is
+                # interrupt delivery and the return to user space, ≈ 50 µs on the host but
+                # 0.55–1.1 ms under emulation, varying run to run (4 runs): no fixed lower
+                # bound holds, so the agreement is judged below on the difference between
+                # the two schedulers, where that overhead cancels.
+                r.check(f"{label}: the waker's wakeup latency is within cyclictest's",
+                        0 < bpf_us <= summary.avg_us + 50,
                         [bpf_us, summary.avg_us, waker[0].wakes, summary.cycles])
                 r.check(f"{label}: the waker's wakeups are external (hrtimer)",
                         waker[0].ext_wakes >= 0.9 * waker[0].wakes,
@@ -412,6 +414,13 @@ def bpf_telemetry(r: Record, state: Path) -> None:
         if len(waker_us) == 2:
             r.check("scx_simple makes the waker wait longer than the fair scheduler",
                     waker_us["scx_simple"] > 2 * waker_us["fair"], waker_us)
+            # The wait scx_simple adds, as BPF and as cyclictest see it: 2361/2812,
+            # 2567/2464 and 2287/2162 µs in three guest runs (ratios 0.84-1.06).
+            bpf_extra = waker_us["scx_simple"] - waker_us["fair"]
+            cyc_extra = cyclictest_us["scx_simple"] - cyclictest_us["fair"]
+            r.check("the wait scx_simple adds agrees with cyclictest's (within 30 %)",
+                    cyc_extra > 0 and abs(bpf_extra - cyc_extra) <= 0.3 * cyc_extra,
+                    {"bpf_us": round(bpf_extra, 1), "cyclictest_us": round(cyc_extra, 1)})
     finally:
         src.close()
         act.shutdown()
