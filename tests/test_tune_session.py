@@ -43,7 +43,8 @@ class Host:
         self.settings = load_config(self.config, environ={})
 
     def bench(self, *extra: str) -> str:
-        return " ".join([sys.executable, str(FAKE_BENCH), "--root", str(self.root), *extra])
+        return " ".join([sys.executable, str(FAKE_BENCH), "--root", str(self.root),
+                         "--seed-file", str(self.tmp / "bench-runs"), *extra])
 
 
 @pytest.fixture

@@ -12,11 +12,15 @@ the fake kernel has a real optimum to find and parameters that do and do not mat
 
 ``--fail-with FLAG``: exit 1 (like a crashed benchmark) when the scheduler runs with FLAG.
 ``--format llama``: print a llama-bench markdown table instead (tokens/s = 100 / time).
+``--seed-file PATH``: draw the noise from a generator seeded by a run counter kept in PATH, so
+a whole tuning session is the same realisation every time (a test of one run then cannot fail
+by chance; the intervals' coverage is tested over many seeded draws in test_tune_search).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import random
 import sys
@@ -59,18 +63,32 @@ def total_time(args: list[str] | None) -> float:
     return value
 
 
+def next_seed(path: Path) -> int:
+    """This invocation's number, counted in ``path`` (locked: runs may overlap)."""
+    with path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        count = int(fh.read().strip() or 0)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(count + 1))
+    return count
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--fail-with", default="")
     ap.add_argument("--format", default="perf", choices=("perf", "llama"))
+    ap.add_argument("--seed-file", type=Path)
     opts = ap.parse_args()
+    rng = random.Random(next_seed(opts.seed_file)) if opts.seed_file else random.Random()
     args = scheduler_args(Path(opts.root))
     if opts.fail_with and args and opts.fail_with in args:
         print("benchmark: worker died", file=sys.stderr)
         return 1
-    value = total_time(args) + random.gauss(0.0, opts.noise)
+    value = total_time(args) + rng.gauss(0.0, opts.noise)
     if opts.format == "llama":
         tps = 100.0 / value
         print("| model                          |       size |     params | backend    | "
