@@ -43,7 +43,7 @@ def need_scx(artifacts) -> None:
                      f"{ {n: skipped.get(n, '?') for n in missing} }")
 
 
-def testbed_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def run_testbed_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scxd.testbed.cli", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -164,7 +164,7 @@ def test_swap_verb_verifies_every_step(artifacts):
     need_scx(artifacts)
     arms = ["fair", "scx_bpfland", "scx_flashyspark", "scx_flash", "scx_bpfland -s 5000 -p",
             "fair"]
-    res = testbed_cli("swap", *arms)
+    res = run_testbed_cli("swap", *arms)
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert [rec["arm"] for rec in lines] == arms
@@ -184,7 +184,7 @@ def test_swap_verb_verifies_every_step(artifacts):
 
 
 def test_swap_verb_rejects_a_bad_choice_before_booting():
-    res = testbed_cli("swap", "fair", "scx_bpfland --bogus", timeout=120)
+    res = run_testbed_cli("swap", "fair", "scx_bpfland --bogus", timeout=120)
     assert res.returncode == 2 and "unknown argument '--bogus'" in res.stderr
 
 
@@ -196,8 +196,8 @@ def test_exec_verb(artifacts, tmp_path):
               f"cat /sys/kernel/sched_ext/state > {tmp_path}/state; "
               f"{sys.executable} -m scxd.cli catalog --json > {tmp_path}/catalog.json; "
               f"exit 3")
-    res = testbed_cli("exec", "--timeout", "600", "--rwdir", str(tmp_path), "--", "sh", "-c",
-                      script)
+    res = run_testbed_cli("exec", "--timeout", "600", "--rwdir", str(tmp_path), "--", "sh",
+                          "-c", script)
     assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-2000:]
     assert res.stdout.splitlines()[0] == "out" and "err" in res.stderr
     assert res.stdout.splitlines()[1].endswith("/scx_bpfland")
