@@ -93,6 +93,11 @@ MAX_BATCH = 16
 LISTEN_BACKLOG = 1024
 #: A reply must be written within this (a client that does not read is dropped).
 WRITE_TIMEOUT_S = 5.0
+#: After refusing a too-large request, what scxd still reads (and discards) so that closing
+#: does not reset the connection: a close with unread bytes makes the peer's next recv fail
+#: with ECONNRESET, and a client still sending would lose the error reply it was sent.
+LINGER_S = 1.0
+LINGER_BYTES = 1 << 20
 #: Rate limit of client-error warnings: this many per window, then one summary.
 WARN_BURST, WARN_WINDOW_S = 5, 60.0
 METHOD_LABEL_MAX = 32
@@ -401,6 +406,7 @@ class ControlServer:
                 line, buf = buf[:nl], buf[nl + 1:]
                 if len(line) > self.max_request_bytes:
                     self._too_large(conn, peer)
+                    self._linger(conn)
                     return
                 if line.strip():
                     self._answer(conn, line, peer)
@@ -410,6 +416,7 @@ class ControlServer:
                 continue
             if len(buf) > self.max_request_bytes:
                 self._too_large(conn, peer)
+                self._linger(conn)
                 return
             now = time.monotonic()
             deadline = request_until if request_until is not None else idle_until
@@ -437,6 +444,25 @@ class ControlServer:
         self._client_error(peer, "?", INVALID_REQUEST, "too large")
         self._send(conn, self._error(None, ControlError(
             INVALID_REQUEST, f"request larger than {self.max_request_bytes} bytes")))
+
+    @staticmethod
+    def _linger(conn: socket.socket) -> None:
+        """Half-close, then discard what the peer still sends until it closes, for at most
+        LINGER_S and LINGER_BYTES: the peer reads the error and then a clean end of file."""
+        conn.shutdown(socket.SHUT_WR)
+        until, left = time.monotonic() + LINGER_S, LINGER_BYTES
+        while left > 0:
+            wait = until - time.monotonic()
+            if wait <= 0:
+                return
+            conn.settimeout(wait)
+            try:
+                chunk = conn.recv(min(left, 65536))
+            except TimeoutError:
+                return
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _send(self, conn: socket.socket, reply: Any) -> None:
         if reply is _NO_REPLY:
