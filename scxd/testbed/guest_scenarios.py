@@ -532,15 +532,16 @@ def status_matches_kernel(r: Record, d: ScxdProcess, label: str, attempts: int =
         return tuple(k.get(name) for name in ("state", "ops", "enable_seq"))
 
     seen: list[Any] = []
+    matched = False
     for _ in range(attempts):
         before = read_state(HOST).as_dict()
         st = d.status()
         after = read_state(HOST).as_dict()
         seen.append({"status": st["kernel"], "before": before, "after": after})
-        if key(st["kernel"]) in (key(before), key(after)):
+        matched = key(st["kernel"]) in (key(before), key(after))
+        if matched:
             break
-    r.check(f"{label}: status.kernel == /sys/kernel/sched_ext", key(seen[-1]["status"]) in (
-        key(seen[-1]["before"]), key(seen[-1]["after"])), seen)
+    r.check(f"{label}: status.kernel == /sys/kernel/sched_ext", matched, seen)
 
 
 def daemon_e2e(r: Record, state: Path) -> None:
