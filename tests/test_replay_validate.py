@@ -151,3 +151,28 @@ def test_terms_a_dataset_never_measured_are_named(tmp_path, capsys):
     assert scxd_main(["replay", "validate-reward", "--dataset", str(ds),
                       "--objective", "throughput"]) == 0
     assert "NOT MEASURED in this dataset (counted as 0): preempt_cost" in capsys.readouterr().out
+
+
+DATASET_V2 = REPO / "data" / "testbed-v2"
+
+
+def test_v2_dataset_is_complete_and_the_objectives_figures_hold():
+    """Dataset v2 (issue 10's design: 23 arms incl. scx_bpfland, scx_flash and
+    scx_flashyspark, 11 workloads, 3 repeats) is complete, and validate-reward's figures on
+    it are the ones reported in the issue note: a change to the objectives that moves them
+    must update them here, deliberately."""
+    manifest = json.loads((DATASET_V2 / "manifest.json").read_text())
+    assert manifest["complete"] and not manifest["failed_runs"]
+    assert (manifest["runs"], manifest["windows"], manifest["feature_version"]) == (759, 3036, 2)
+    schedulers = {arm.split()[0] for arm in manifest["arms"]}
+    assert {"fair", "scx_bpfland", "scx_flash", "scx_flashyspark"} <= schedulers
+    rep = report(load_dataset(DATASET_V2), ["balanced", "latency", "throughput"], "none",
+                 "balanced")
+    assert rep["windows"] == 759 * 3
+    got = {o: (round(s["mean_tau"], 2), round(s["mean_outcome_loss_pct"], 1),
+               round(s["max_outcome_loss_pct"], 1), s["separable_workloads"])
+           for o, s in rep["objectives"].items()}
+    assert got == {"balanced": (0.68, 3.0, 21.9, 8), "latency": (-0.01, 41.2, 152.1, 8),
+                   "throughput": (0.39, 214.9, 1827.4, 8)}
+    assert len(rep["objectives"]["balanced"]["workloads"]) == 11
+    assert all(not s["unmeasured_terms"] for s in rep["objectives"].values())
