@@ -25,7 +25,10 @@ BENCH = "perf bench sched messaging -g 2 -l 20"
 
 
 def scheduler_for(art) -> str:
-    return "scx_bpfland" if (art.bin_dir / "scx_bpfland").exists() else "scx_qmap"
+    """scx_bpfland when the test bed built the scx loaders (they live in their own
+    directory, beside the kernel tree's schedulers), else scx_qmap."""
+    has_bpfland = any((Path(d) / "scx_bpfland").exists() for d in art.search_path)
+    return "scx_bpfland" if has_bpfland else "scx_qmap"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,8 @@ def tuned(testbed_artifacts, tmp_path_factory):
     out = tmp_path_factory.mktemp("tune-guest")
     sched = scheduler_for(artifacts)
     cfg = out / "scxd.toml"
-    cfg.write_text(f'[actuator]\nsearch_path = ["{artifacts.bin_dir}"]\n'
+    search_path = ", ".join(f'"{d}"' for d in artifacts.search_path)
+    cfg.write_text(f'[actuator]\nsearch_path = [{search_path}]\n'
                    "start_timeout = 20.0\nstop_timeout = 3.0\ndisable_timeout = 10.0\n"
                    f'[control]\nsocket = "{out}/no-daemon.sock"\n')
     py = shlex.quote(sys.executable)
