@@ -122,3 +122,34 @@ def test_scxd_replay_bench_command(capsys):
                      "--seeds", "1", "--windows", "60"]) == 0
     out = capsys.readouterr().out
     assert "| fixed |" in out and "| uniform |" in out
+
+
+DATA_V2 = "data/testbed-v2"
+
+
+def test_v2_manifest_headlines_keep_their_direction():
+    """Dataset v2 declares each workload's headline with ``direction`` "higher"/"lower";
+    replay read a boolean that is not there and ranked every latency and time as if higher
+    were better (the hindsight-best arm came out as scx_flash's powersave preset)."""
+    from scxd import workloads
+
+    manifest = sim.manifest_of([DATA_V2])
+    for name in manifest["headlines"]:
+        w = workloads.BY_NAME[name]
+        assert sim.headline(name, manifest) == (w.headline.metric,
+                                                w.headline.higher_is_better), name
+    assert sim.headline("idle", manifest) == ("wakeup_us_avg", False)
+    with pytest.raises(ValueError, match="declares no direction"):
+        sim.headline("idle", {"headlines": {"idle": {"metric": "wakeup_us_avg"}}})
+
+
+def test_v2_fixed_policies_run_on_the_recorded_arms():
+    """The recording machine's fair defaults (base slice, preemption model) differ from
+    this machine's: the fixed policy must still run the dataset's plain ``fair`` arm."""
+    log2 = load_logs(datasets=[DATA_V2])
+    table2 = sim.build_table(log2, [2], "balanced", sim.manifest_of([DATA_V2]))
+    assert table2.arms[bench.hindsight_arm(table2)].label == "fair"
+    probed = bench.probed_for(table2.arms)
+    assert table2.arms.find(probed.catalog.fair()) is table2.arms.by_label("fair")
+    res = bench.run_bench([DATA_V2], policies=["fixed"], seeds=1, windows=60)
+    assert res["policies"]["fixed"]["top1_pct"]["mean"] >= 0.0

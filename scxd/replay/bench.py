@@ -42,16 +42,17 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scxd.catalog import build_catalog
+from scxd.catalog import FAIR, Catalog, build_catalog
 from scxd.config import GuardConfig, PolicyConfig
 from scxd.policy import registry
 from scxd.policy.base import PolicyEnv
-from scxd.probe import Availability, ProbedCatalog
+from scxd.probe import Availability, ProbedCatalog, restrict
 from scxd.replay.logs import LogError, load_logs
 from scxd.replay.simulate import (
     Table,
@@ -140,8 +141,22 @@ def metrics(trace: Trace, table: Table, window_s: float) -> dict[str, float]:
 
 
 def probed_for(arms) -> ProbedCatalog:
-    """The catalog with exactly the arm set's schedulers available (fixed/rule need it)."""
+    """The catalog with exactly the arm set's schedulers available (fixed/rule need it), its
+    fair scheduler as the recording machine had it: the kernel's tunables are probed live
+    and differ between machines (the base slice scales with the CPU count, the preemption
+    model with the build), so the plain ``fair`` arm's values are the defaults, and the
+    tunables that machine could not set are dropped, as its probe dropped them."""
     catalog = build_catalog()
+    recorded_fair = next((a.action for a in arms if a.action.is_fair and a.label == FAIR),
+                         None)
+    if recorded_fair is not None:
+        values = dict(recorded_fair.params)
+        spec = catalog.get(FAIR)
+        spec, _ = restrict(spec, {p.name: "not set by the recording machine"
+                                  for p in spec.params if p.name not in values})
+        spec = replace(spec, params=tuple(replace(p, default=values[p.name])
+                                          for p in spec.params))
+        catalog = Catalog(spec if s.name == FAIR else s for s in catalog)
     present = {a.scheduler for a in arms}
     return ProbedCatalog(catalog, {s.name: Availability(s.name, s.name in present)
                                    for s in catalog})

@@ -44,7 +44,7 @@ def headline(workload: str, manifest: Mapping[str, Any] | None = None
     by scxd's workload declarations."""
     declared = ((manifest or {}).get("headlines") or {}).get(workload)
     if isinstance(declared, Mapping) and "metric" in declared:
-        return str(declared["metric"]), bool(declared.get("higher_is_better", True))
+        return str(declared["metric"]), _higher_is_better(workload, declared)
     try:
         from scxd import workloads  # type: ignore[attr-defined]
 
@@ -56,6 +56,18 @@ def headline(workload: str, manifest: Mapping[str, Any] | None = None
     from scxd.testbed.dataset import HEADLINE
 
     return HEADLINE.get(workload)
+
+
+def _higher_is_better(workload: str, declared: Mapping[str, Any]) -> bool:
+    """A manifest's headline direction: ``direction`` "higher"/"lower" (as the recorder
+    writes it, from scxd/workloads.py), or a boolean ``higher_is_better``."""
+    direction = declared.get("direction")
+    if direction in ("higher", "lower"):
+        return direction == "higher"
+    if isinstance(declared.get("higher_is_better"), bool):
+        return bool(declared["higher_is_better"])
+    raise ValueError(f"dataset manifest: the headline of workload {workload!r} declares no "
+                     f"direction ('direction': 'higher' or 'lower'; got {direction!r})")
 
 
 def loss_pct(value: float, best: float, higher_is_better: bool) -> float:
@@ -248,7 +260,7 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
         for _ in range(n):
             now += window_s
             running = arms.find(current)
-            assert running is not None
+            assert running is not None, (policy, current)
             cell = table.cells[(w, running.index)]
             warm = path.guard.warmup_left > 0
             pool = cell.warmup if warm else cell.scored
