@@ -65,7 +65,7 @@ def _higher_is_better(workload: str, declared: Mapping[str, Any]) -> bool:
     if direction in ("higher", "lower"):
         return direction == "higher"
     if isinstance(declared.get("higher_is_better"), bool):
-        return bool(declared["higher_is_better"])
+        return declared["higher_is_better"]
     raise ValueError(f"dataset manifest: the headline of workload {workload!r} declares no "
                      f"direction ('direction': 'higher' or 'lower'; got {direction!r})")
 
