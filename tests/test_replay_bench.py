@@ -139,8 +139,29 @@ def test_v2_manifest_headlines_keep_their_direction():
         assert sim.headline(name, manifest) == (w.headline.metric,
                                                 w.headline.higher_is_better), name
     assert sim.headline("idle", manifest) == ("wakeup_us_avg", False)
+    # A workload scxd does not declare is judged by the manifest's declaration.
+    foreign = {"headlines": {"llm": {"metric": "tokens_per_s", "direction": "higher"},
+                             "web": {"metric": "p99_ms", "direction": "lower"}}}
+    assert sim.headline("llm", foreign) == ("tokens_per_s", True)
+    assert sim.headline("web", foreign) == ("p99_ms", False)
+    assert sim.headline_value("web", {"p99_ms": 3}, foreign) == 3.0
+    assert sim.headline_value("web", {"p99_ms": float("nan")}, foreign) is None
     with pytest.raises(ValueError, match="declares no direction"):
-        sim.headline("idle", {"headlines": {"idle": {"metric": "wakeup_us_avg"}}})
+        sim.headline("llm", {"headlines": {"llm": {"metric": "tokens_per_s"}}})
+
+
+def test_declared_workloads_are_judged_by_scxd_declaration_over_the_manifest():
+    """A recording's manifest keeps the headline declared when it was made; scxd's own
+    declaration (the one place a workload's outcome is declared) wins, derived from the
+    recorded raw figures when needed (io_cpu: writer and CPU hogs)."""
+    from scxd import workloads
+
+    manifest = sim.manifest_of([DATA_V2])
+    assert manifest["headlines"]["io_cpu"]["metric"] == "hdd_bogo_ops_per_s"
+    assert sim.headline("io_cpu", manifest) == ("io_cpu_work_ops_per_s", True)
+    run = {"hdd_bogo_ops_per_s": 900.0, "cpu_bogo_ops_per_s": 100.0}
+    assert sim.headline_value("io_cpu", run, manifest) == pytest.approx(300.0)
+    assert workloads.get("io_cpu").headline.metric == "io_cpu_work_ops_per_s"
 
 
 def test_v2_fixed_policies_run_on_the_recorded_arms():

@@ -128,13 +128,15 @@ DATASET_V1 = REPO / "data" / "testbed"
 
 def test_v1_dataset_reproduces_the_issue_table():
     """Issue 10's table: the objectives as first shipped (kept as v1_*), on the first
-    dataset."""
+    dataset.  The issue measured it when io_cpu was judged by its writer's rate alone
+    (τ −0.07 / 0.00 / +0.32, loss 13.8 / 18.9 / 383.7 %); judged by both halves of its work
+    (:func:`scxd.workloads.io_cpu_work_rate`) the figures move by at most 0.6 points."""
     rep = report(load_dataset(DATASET_V1), ["v1_balanced", "v1_latency", "v1_throughput"],
                  "none", "balanced")
     got = {o: (round(s["mean_tau"], 2), round(s["mean_outcome_loss_pct"], 1))
            for o, s in rep["objectives"].items()}
-    assert got == {"v1_balanced": (-0.07, 13.8), "v1_latency": (-0.0, 18.9),
-                   "v1_throughput": (0.32, 383.7)}
+    assert got == {"v1_balanced": (-0.06, 13.2), "v1_latency": (0.02, 18.4),
+                   "v1_throughput": (0.31, 383.6)}
 
 
 def test_terms_a_dataset_never_measured_are_named(tmp_path, capsys):
@@ -172,7 +174,9 @@ def test_v2_dataset_is_complete_and_the_objectives_figures_hold():
     got = {o: (round(s["mean_tau"], 2), round(s["mean_outcome_loss_pct"], 1),
                round(s["max_outcome_loss_pct"], 1), s["separable_workloads"])
            for o, s in rep["objectives"].items()}
-    assert got == {"balanced": (0.68, 3.0, 21.9, 8), "latency": (-0.01, 41.2, 152.1, 8),
-                   "throughput": (0.39, 214.9, 1827.4, 8)}
+    assert got == {"balanced": (0.68, 1.9, 11.6, 9), "latency": (-0.01, 40.1, 152.1, 9),
+                   "throughput": (0.38, 213.8, 1827.4, 9)}
+    io_cpu = rep["objectives"]["balanced"]["workloads"]["io_cpu"]
+    assert io_cpu["metric"] == "io_cpu_work_ops_per_s" and io_cpu["separable"]
     assert len(rep["objectives"]["balanced"]["workloads"]) == 11
     assert all(not s["unmeasured_terms"] for s in rep["objectives"].values())

@@ -170,7 +170,7 @@ def hindsight_arm(table: Table) -> int:
 
 def outcome_best(log, repeats: Sequence[int], table: Table) -> dict[str, int]:
     """Each workload's outcome-best arm judged on the *training* repeats only."""
-    from scxd.replay.simulate import headline
+    from scxd.replay.simulate import headline, headline_value
 
     best: dict[str, int] = {}
     for w in table.workloads:
@@ -180,7 +180,7 @@ def outcome_best(log, repeats: Sequence[int], table: Table) -> dict[str, int]:
             if run.get("workload") != w or run.get("repeat") not in repeats:
                 continue
             arm = table.arms.by_label(run.get("arm", ""))
-            v = (run.get("outcome") or {}).get(h[0]) if h else None
+            v = headline_value(w, run.get("outcome")) if h else None
             if arm is not None and v is not None:
                 vals.setdefault(arm.index, []).append(float(v))
         if vals and h:

@@ -117,8 +117,8 @@ def _defaults(action: Any) -> dict[str, Any]:
 
 
 def headlines(log: Any) -> dict[str, tuple[str, bool]]:
-    """workload → (its headline outcome, higher is better): declared by the dataset's
-    manifest, else by scxd's workload declarations (:func:`scxd.replay.simulate.headline`)."""
+    """workload → (its headline outcome, higher is better): declared by scxd's workload
+    declarations, else by the dataset's manifest (:func:`scxd.replay.simulate.headline`)."""
     from scxd.replay.simulate import headline, manifest_of
 
     manifest = manifest_of(log.sources)
@@ -127,14 +127,17 @@ def headlines(log: Any) -> dict[str, tuple[str, bool]]:
 
 def run_outcomes(log: Any, heads: dict[str, tuple[str, bool]]) -> dict[str, float]:
     """run_id → the workload's headline figure (datasets only)."""
+    from scxd.replay.simulate import headline_value, manifest_of
+
+    manifest = manifest_of(log.sources)
     out = {}
     for r in getattr(log, "runs", []) or []:
         h = heads.get(r.get("workload"))
         if not r.get("ok", True) or h is None:
             continue
-        v = (r.get("outcome") or {}).get(h[0])
-        if isinstance(v, int | float) and math.isfinite(v):
-            out[str(r["run_id"])] = float(v)
+        v = headline_value(r.get("workload"), r.get("outcome"), manifest)
+        if v is not None:
+            out[str(r["run_id"])] = v
     return out
 
 

@@ -40,22 +40,36 @@ from scxd.scorer import Scorer
 
 def headline(workload: str, manifest: Mapping[str, Any] | None = None
              ) -> tuple[str, bool] | None:
-    """(outcome key, higher is better) of a workload: declared by the dataset itself, else
-    by scxd's workload declarations."""
+    """(outcome key, higher is better) of a workload: scxd's own declaration
+    (:mod:`scxd.workloads`, the one place a workload's outcome is declared) for the workloads
+    it declares, else the dataset manifest's (recordings of workloads scxd does not know)."""
+    from scxd import workloads
+
+    w = workloads.BY_NAME.get(workload)
+    if w is not None:
+        return w.headline.metric, w.headline.higher_is_better
     declared = ((manifest or {}).get("headlines") or {}).get(workload)
     if isinstance(declared, Mapping) and "metric" in declared:
         return str(declared["metric"]), _higher_is_better(workload, declared)
-    try:
-        from scxd import workloads  # type: ignore[attr-defined]
-
-        w = workloads.BY_NAME.get(workload)
-        if w is not None:
-            return w.headline.metric, w.headline.higher_is_better
-    except ImportError:
-        pass
     from scxd.testbed.dataset import HEADLINE
 
     return HEADLINE.get(workload)
+
+
+def headline_value(workload: str, outcome: Mapping[str, Any] | None,
+                   manifest: Mapping[str, Any] | None = None) -> float | None:
+    """A run's headline figure, as :func:`headline` declares it (scxd's declared figures may
+    be derived from a recording's raw ones), or None when missing or not finite."""
+    from scxd import workloads
+
+    w = workloads.BY_NAME.get(workload)
+    if w is not None:
+        return w.headline_value(outcome)
+    h = headline(workload, manifest)
+    v = (outcome or {}).get(h[0]) if h else None
+    if not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
 
 
 def _higher_is_better(workload: str, declared: Mapping[str, Any]) -> bool:
@@ -134,8 +148,7 @@ def build_table(log: ReplayLog, eval_repeats: Sequence[int], objective: str,
         if w not in wi or not run.get("ok", True):
             continue
         a = key_index.get(run.get("arm_key", ""), label_index.get(run.get("arm", "")))
-        h = headline(w, manifest)
-        value = (run.get("outcome") or {}).get(h[0]) if h else None
+        value = headline_value(w, run.get("outcome"), manifest)
         if a is None or value is None:
             continue
         every[(wi[w], a)].append(float(value))
