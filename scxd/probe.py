@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from scxd import btf
-from scxd.catalog import Catalog, ParamSpec, SchedulerSpec
+from scxd.catalog import Catalog, SchedulerSpec
 from scxd.hostfs import SCHED_DEBUGFS_DIR, HostFS
 
 HELP_TIMEOUT_S = 5.0
@@ -150,6 +151,17 @@ def restrict(spec: SchedulerSpec, dropped: dict[str, str]) -> tuple[SchedulerSpe
                    aliases=aliases, unavailable=unavailable), lost
 
 
+def fair_as_found(spec: SchedulerSpec, defaults: Mapping[str, Any],
+                  dropped: dict[str, str]) -> tuple[SchedulerSpec, dict[str, str]]:
+    """The fair scheduler's spec as one machine has it: the tunables it cannot set dropped
+    (:func:`restrict`), the others defaulting to that machine's values (probed live here,
+    or read from a recording's plain ``fair`` arm by replay)."""
+    narrowed, lost = restrict(spec, dropped)
+    return replace(narrowed, params=tuple(replace(p, default=defaults[p.name])
+                                          if p.name in defaults else p
+                                          for p in narrowed.params)), lost
+
+
 def parse_preempt(text: str) -> str | None:
     """debugfs sched/preempt reads like ``none (voluntary) full lazy``: the current one is
     in parentheses."""
@@ -167,7 +179,7 @@ def read_fair_tunable(host: HostFS, name: str) -> str:
 def probe_fair(spec: SchedulerSpec, host: HostFS) -> tuple[SchedulerSpec, Availability]:
     host.ensure_debugfs()
     dropped: dict[str, str] = {}
-    live: dict[str, ParamSpec] = {}
+    live: dict[str, Any] = {}
     for p in spec.params:
         rel = f"{SCHED_DEBUGFS_DIR}/{p.flag}"
         try:
@@ -183,9 +195,8 @@ def probe_fair(spec: SchedulerSpec, host: HostFS) -> tuple[SchedulerSpec, Availa
         except (ValueError, TypeError, Exception) as exc:
             dropped[p.name] = f"debugfs sched/{p.flag} reads {value!r}: {exc}"
             continue
-        live[p.name] = replace(p, default=live_default)
-    narrowed, lost = restrict(spec, dropped)
-    narrowed = replace(narrowed, params=tuple(live.get(p.name, p) for p in narrowed.params))
+        live[p.name] = live_default
+    narrowed, lost = fair_as_found(spec, live, dropped)
     return narrowed, Availability(spec.name, True, flags_verified=True, dropped=dropped,
                                   dropped_presets=lost,
                                   note="tunables dropped: debugfs not writable" if dropped

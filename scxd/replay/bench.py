@@ -42,7 +42,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from scxd.catalog import FAIR, Catalog, build_catalog
 from scxd.config import GuardConfig, PolicyConfig
 from scxd.policy import registry
 from scxd.policy.base import PolicyEnv
-from scxd.probe import Availability, ProbedCatalog, restrict
+from scxd.probe import Availability, ProbedCatalog, fair_as_found
 from scxd.replay.logs import LogError, load_logs
 from scxd.replay.simulate import (
     Table,
@@ -151,11 +150,9 @@ def probed_for(arms) -> ProbedCatalog:
                          None)
     if recorded_fair is not None:
         values = dict(recorded_fair.params)
-        spec = catalog.get(FAIR)
-        spec, _ = restrict(spec, {p.name: "not set by the recording machine"
-                                  for p in spec.params if p.name not in values})
-        spec = replace(spec, params=tuple(replace(p, default=values[p.name])
-                                          for p in spec.params))
+        spec, _ = fair_as_found(catalog.get(FAIR), values,
+                                {p.name: "not set by the recording machine"
+                                 for p in catalog.get(FAIR).params if p.name not in values})
         catalog = Catalog(spec if s.name == FAIR else s for s in catalog)
     present = {a.scheduler for a in arms}
     return ProbedCatalog(catalog, {s.name: Availability(s.name, s.name in present)
