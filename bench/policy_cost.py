@@ -88,7 +88,7 @@ def part1(steps: int, policies: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    log = load_logs(datasets=[str(REPO / "data" / "testbed")])
+    log = load_logs(datasets=[str(REPO / "data" / "testbed-v1")])   # the README row: 9 arms
     contexts = [r.context.array() for r in log.records]
     catalog = build_catalog()
     everything = ProbedCatalog(catalog, {s.name: Availability(s.name, True) for s in catalog})

@@ -237,7 +237,7 @@ def test_context_free_swucb_finds_the_best_arm_of_a_stationary_workload():
 def test_committed_dataset_reads_as_transitions():
     from scxd.replay.logs import load_logs
 
-    log = load_logs(datasets=["data/testbed"])
+    log = load_logs(datasets=["data/testbed-v1"])
     assert len(log.arms) == 9 and log.feature_version == SCHEMA_VERSION and log.window_s == 2.0
     assert len(log.records) == 1350
     # 270 runs × 4 joined pairs inside each run (never across runs).

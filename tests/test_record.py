@@ -110,3 +110,31 @@ def test_measuring_priority_raises_then_restores():
     with measuring_priority(-100):   # clamped by the kernel to -20, or refused unprivileged
         pass
     assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+def test_a_recording_resumed_with_more_repeats_is_packaged_as_what_was_run(tmp_path):
+    """The journal keeps the header of the first attempt (``repeats`` 1 here); a resumed
+    run with more repeats extends the design: the manifest and README count the repeats the
+    runs hold, completeness is judged on all of them, and the cells' own time is told apart
+    from the span that includes the pause between attempts."""
+    raw = tmp_path / "raw"
+    header = {"feature_schema": "scxd-window-features", "feature_version": 1,
+              "arms": ["fair"], "workloads": {"mixed": "x"},
+              "recorder": {"repeats": 1, "seed": 1, "window": 2.0, "interval": 0.5,
+                           "warmup": 1, "windows": 1}}
+    JournalWriter(raw / "journal", header, fsync=False).close()
+    runs = [{"run_id": f"mixed/fair/r{r}", "arm": "fair", "workload": "mixed", "repeat": r,
+             "ok": True, "started": start, "seconds": 5.0,
+             "outcome": {"wakeup_us_avg": 700.0}}
+            for r, start in ((0, 100.0), (1, 3700.0))]   # repeat 1: resumed an hour later
+    (raw / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    art = Artifacts(tmp_path / "noart", "k")
+    assert package(raw, tmp_path / "ds", art)["complete"] is True
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["repeats"] == 2 and manifest["recorder"]["repeats"] == 1
+    assert manifest["cell_seconds"] == 10.0 and manifest["recording_s"] == 3605.0
+    readme = (tmp_path / "ds" / "README.md").read_text()
+    assert "for each of 2 repeats" in readme and "0.00 h of cells; 1.00 h from" in readme
+    runs[1]["ok"] = False                     # the extension's only cell failed: incomplete
+    (raw / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    assert package(raw, tmp_path / "ds2", art)["complete"] is False

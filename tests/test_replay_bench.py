@@ -15,7 +15,7 @@ from scxd.replay import bench
 from scxd.replay import simulate as sim
 from scxd.replay.logs import load_logs
 
-DATA = "data/testbed"
+DATA = "data/testbed-v1"   # dataset v1: 9 arms, 5 repeats (a small slice)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_scxd_replay_bench_command(capsys):
     assert "| fixed |" in out and "| uniform |" in out
 
 
-DATA_V2 = "data/testbed-v2"
+DATA_V2 = "data/testbed"
 
 
 def test_v2_manifest_headlines_keep_their_direction():

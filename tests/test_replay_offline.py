@@ -16,7 +16,7 @@ from scxd.replay.synthetic import synthetic_table
 from scxd.replay.table import read, write
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT / "data" / "testbed"
+DATASET = ROOT / "data" / "testbed-v1"
 ARMS = ("fair", "scx_simple", "scx_simple -f", "scx_qmap", "scx_qmap -s 5000", "scx_qmap -b 8",
         "scx_flatcg", "scx_flatcg -f", "scx_flatcg -s 5000")
 

@@ -172,7 +172,10 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
         fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in runs)
     (dest / "runs.jsonl").unlink(missing_ok=True)
     rec_args = header.get("recorder", {})
-    repeats = rec_args.get("repeats", 0)
+    # A resumed recording keeps its first header: a run resumed with more repeats than it
+    # started with extends the design, and the runs say by how much.
+    repeats = max(rec_args.get("repeats", 0),
+                  len({r["repeat"] for r in runs if isinstance(r.get("repeat"), int)}))
     arms, workloads = header.get("arms", []), list(header.get("workloads", {}))
     failed = [r["run_id"] for r in runs if not r.get("ok")]
     ok_cells = collections.Counter((r["workload"], r["arm"]) for r in runs if r.get("ok"))
@@ -187,7 +190,8 @@ def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
         "feature_names": header.get("feature_names"),
         "arms": arms, "workloads": header.get("workloads", {}),
         "headlines": header.get("headlines", {}), "design": header.get("design", {}),
-        "recording_s": recording_seconds(runs),
+        "repeats": repeats, "recording_s": recording_seconds(runs),
+        "cell_seconds": cell_seconds(runs),
         "windows": windows, "runs": len(runs), "failed_runs": failed,
         "interrupted_windows_dropped": interrupted,
         "skipped_lines": reader.skipped, "complete": complete,
@@ -205,6 +209,22 @@ def recording_seconds(runs: list[dict[str, Any]]) -> float:
     spans = [(r["started"], r["started"] + r.get("seconds", 0.0)) for r in runs
              if "started" in r]
     return round(max(e for _, e in spans) - min(b for b, _ in spans), 1) if spans else 0.0
+
+
+#: A gap between two cells' starts longer than this is a pause between attempts (the
+#: recording was stopped and resumed), not a cell.
+RESUME_GAP_S = 120.0
+
+
+def cell_seconds(runs: list[dict[str, Any]]) -> float:
+    """Wall time the cells themselves took: from each cell's start to the next one's (swap,
+    workload, teardown), or to its own end across a pause between attempts."""
+    cells = sorted((r["started"], r.get("seconds", 0.0)) for r in runs if "started" in r)
+    total = 0.0
+    for (start, seconds), nxt in zip(cells, [*cells[1:], None], strict=True):
+        gap = nxt[0] - start if nxt is not None else seconds
+        total += gap if gap <= RESUME_GAP_S else seconds
+    return round(total, 1)
 
 
 def reward_table(dest: Path) -> list[str]:
@@ -249,7 +269,7 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]],
         "## How it was made",
         "",
         "`scxd-testbed record` (scxd/testbed/record.py) booted the guest and, for each of "
-        f"{r.get('repeats')} repeats,",
+        f"{m.get('repeats', r.get('repeats'))} repeats,",
         "ran every (workload, arm) cell in an order shuffled with seed "
         f"`{r.get('seed')} + repeat`:",
         "the actuator applied the arm and the kernel confirmed it; the workload started",
@@ -258,8 +278,9 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]],
         f"({r.get('window')} s windows) measured {r.get('warmup')} warm-up + "
         f"{r.get('windows')} scored windows; the workload's own",
         "outcome was parsed. Command lines are in `runs.jsonl.xz`; tool versions below.",
-        f"Recording time: {m.get('recording_s', 0) / 3600:.2f} h (first cell's start to the "
-        "last cell's end).",
+        f"Recording time: {m.get('cell_seconds', 0) / 3600:.2f} h of cells; "
+        f"{m.get('recording_s', 0) / 3600:.2f} h from the first cell's start to the last "
+        "cell's end (a resumed recording includes the pauses between attempts).",
         "",
         *design_lines(m.get("design") or {}),
         "## Files",
