@@ -177,3 +177,24 @@ def test_v2_fixed_policies_run_on_the_recorded_arms():
     # It ran the fair arm throughout: never swapped, never worse than fair.
     assert fixed["swaps_per_hour"]["mean"] == 0.0
     assert fixed["worse_than_fair_5pct_windows_pct"]["mean"] == 0.0
+
+
+def test_outcome_best_judges_by_the_headline_the_table_was_built_with(log, table):
+    """The learners' outcome-best arms (ASA's labels) come from the same headline as the
+    table: scxd's declaration for its workloads (unchanged on dataset v1), the dataset
+    manifest's for a workload scxd does not know (it was re-resolved without the manifest,
+    so such a workload got no outcome-best arm at all)."""
+    from types import SimpleNamespace
+
+    best = bench.outcome_best(log, [0, 1, 2], table)
+    assert set(best) == set(table.workloads)
+    mixed = table.workloads.index("mixed")
+    assert best["mixed"] == table.arms.fair_index() and not table.higher_is_better[mixed]
+    arms = SimpleNamespace(by_label={"a": SimpleNamespace(index=0),
+                                     "b": SimpleNamespace(index=1)}.get)
+    runs = [{"workload": "llm", "repeat": 0, "arm": "a", "outcome": {"p99_ms": 9.0}},
+            {"workload": "llm", "repeat": 0, "arm": "b", "outcome": {"p99_ms": 4.0}},
+            {"workload": "llm", "repeat": 5, "arm": "a", "outcome": {"p99_ms": 1.0}}]
+    foreign = SimpleNamespace(workloads=["llm"], higher_is_better=[False], arms=arms)
+    manifest = {"headlines": {"llm": {"metric": "p99_ms", "direction": "lower"}}}
+    assert bench.outcome_best(SimpleNamespace(runs=runs), [0], foreign, manifest) == {"llm": 1}

@@ -150,9 +150,9 @@ def probed_for(arms) -> ProbedCatalog:
                          None)
     if recorded_fair is not None:
         values = dict(recorded_fair.params)
-        spec, _ = fair_as_found(catalog.get(FAIR), values,
-                                {p.name: "not set by the recording machine"
-                                 for p in catalog.get(FAIR).params if p.name not in values})
+        fair = catalog.get(FAIR)
+        spec, _ = fair_as_found(fair, values, {p.name: "not set by the recording machine"
+                                               for p in fair.params if p.name not in values})
         catalog = Catalog(spec if s.name == FAIR else s for s in catalog)
     present = {a.scheduler for a in arms}
     return ProbedCatalog(catalog, {s.name: Availability(s.name, s.name in present)
@@ -165,24 +165,25 @@ def hindsight_arm(table: Table) -> int:
     return int(np.argmin(mean))
 
 
-def outcome_best(log, repeats: Sequence[int], table: Table) -> dict[str, int]:
-    """Each workload's outcome-best arm judged on the *training* repeats only."""
-    from scxd.replay.simulate import headline, headline_value
+def outcome_best(log, repeats: Sequence[int], table: Table,
+                 manifest: dict[str, Any] | None = None) -> dict[str, int]:
+    """Each workload's outcome-best arm judged on the *training* repeats only, by the
+    headline the table was built with (scxd's declaration, else the dataset manifest's)."""
+    from scxd.replay.simulate import headline_value
 
     best: dict[str, int] = {}
-    for w in table.workloads:
-        h = headline(w)
+    for w, higher_is_better in zip(table.workloads, table.higher_is_better, strict=True):
         vals: dict[int, list[float]] = {}
         for run in log.runs:
             if run.get("workload") != w or run.get("repeat") not in repeats:
                 continue
             arm = table.arms.by_label(run.get("arm", ""))
-            v = headline_value(w, run.get("outcome")) if h else None
+            v = headline_value(w, run.get("outcome"), manifest)
             if arm is not None and v is not None:
-                vals.setdefault(arm.index, []).append(float(v))
-        if vals and h:
+                vals.setdefault(arm.index, []).append(v)
+        if vals:
             means = {a: float(np.mean(v)) for a, v in vals.items()}
-            best[w] = (max if h[1] else min)(means, key=lambda k: means[k])
+            best[w] = (max if higher_is_better else min)(means, key=lambda k: means[k])
     return best
 
 
@@ -224,7 +225,7 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
     data = None
     if pretrain != "none" and train:
         data = offline_data(log, train, objective, table.arms, trained_on, 4, seed=0,
-                            outcome_best=outcome_best(log, train, table))
+                            outcome_best=outcome_best(log, train, table, manifest))
     plans = [schedule(evaluated, windows, np.random.default_rng(1000 + s)) for s in range(seeds)]
     result: dict[str, Any] = {"policies": {}, "per_seed": {}, "timing": {}, "_traces": {}}
     for name in names:
