@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from scxd.reward import terms_from_metrics
+
 #: Version of the window record's learning fields (``context``, ``choice``, ``running_key``).
 RECORD_VERSION = 2
 
@@ -149,12 +151,22 @@ class WindowRecord:
         return cls(
             at=float(rec.get("at", 0.0)), context=Context.from_dict(rec["features"]),
             running=running, running_label=running_label, warmup=bool(rec.get("warmup")),
-            terms=dict(rec.get("terms") or {}),
+            terms=_current_terms(rec),
             cost=float(cost) if isinstance(cost, int | float) and math.isfinite(cost) else None,
             objective=str(rec.get("objective", "")), choice=choice,
             id=rec.get("id"), tags=tags,
             extra={k: rec[k] for k in ("metrics", "quality", "guard", "events", "swapped",
                                        "previous", "mode") if k in rec})
+
+
+def _current_terms(rec: Mapping[str, Any]) -> dict[str, float | None]:
+    """The raw reward terms under today's definitions: recomputed from the window's metrics
+    when it kept them (a term added since the recording, or a redefined one, is then what
+    every reader sees: the learner in replay as much as validate-reward), else as recorded."""
+    metrics = rec.get("metrics")
+    if isinstance(metrics, Mapping) and metrics:
+        return terms_from_metrics(metrics)
+    return dict(rec.get("terms") or {})
 
 
 def _legacy_choice(rec: Mapping[str, Any], labels: Mapping[str, str]) -> Choice | None:

@@ -28,6 +28,14 @@ reward must agree with the workload"; checked with ``scxd replay validate-reward
   per CPU times that cost is the fraction of CPU time lost.  For CPU-bound work that
   completes nothing it is the one lever a scheduler has; next to a felt wait it is small.
 
+* **Capacity left idle while tasks wait** (``idle_wait_share``) — a CPU that idles while a
+  runnable task waits for one loses that task's progress outright (a scheduler that is not
+  work-conserving, or slow to place a wakeup on an idle CPU).  Per window the overlap of the
+  two is bounded by the smaller of the idle share of CPU time and the waiting tasks per CPU
+  (runqueue wait per second per CPU): on a busy machine that is the idle share, on a mostly
+  idle one the waits themselves.  It enters as a slowdown, −log(1 − share), against the fair
+  reference's, like the external wait share but with no slack (an idle CPU is never needed).
+
 Neither preemption waits of CPU hogs (time-sharing, expected under load) nor the runqueue
 latency that mixes them with wakeups (v1) enters an objective.  The work done by CPU-bound
 tasks that complete nothing is not observable without hardware counters (instructions
@@ -40,10 +48,11 @@ counts as 0 and is named in ``neutral``; log terms are clipped to ±``LOG_CLIP``
 
 Objectives (cost 0 = as good as the fair scheduler; +0.1 ≈ 10 % of progress lost):
 
-* ``balanced`` (default) — ``ext_wait_share`` + ``completed_per_s`` + ``preempt_cost``;
+* ``balanced`` (default) — ``ext_wait_share`` + ``completed_per_s`` + ``preempt_cost`` +
+  ``idle_wait_share``;
 * ``latency`` — ``ext_wait_share`` + the external wakeup latency p99 (log ratio): the
   tail a periodic task sees even when it does not miss periods;
-* ``throughput`` — ``completed_per_s`` + ``preempt_cost``.
+* ``throughput`` — ``completed_per_s`` + ``preempt_cost`` + ``idle_wait_share``.
 """
 
 from __future__ import annotations
@@ -80,6 +89,9 @@ WAIT_SHARE_SLACK = 0.05
 #: caches and TLB (a few µs direct; tens to hundreds of µs indirect on memory-heavy work):
 #: an estimate, used to express the preemption rate as a fraction of CPU time lost.
 PREEMPTION_COST_S = 50e-6
+#: The window metric behind ``idle_wait_share``, derived from two others when absent
+#: (:func:`idle_while_waiting_share`): recordings made before it existed get it too.
+IDLE_WHILE_WAITING = "idle_while_waiting_share"
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,9 @@ TERM_SPECS: tuple[Term, ...] = (
     Term("ext_wait_share", "external_wait_share_max", False, "s/s",
          "the worst user task's share of time waiting for a CPU after external wakeups",
          scale="slowdown", slack=WAIT_SHARE_SLACK),
+    Term("idle_wait_share", IDLE_WHILE_WAITING, False, "s/s",
+         "share of CPU capacity idle while tasks waited for a CPU (upper bound of the "
+         "overlap: min(idle share, waiting tasks per CPU))", scale="slowdown"),
     Term("preempt_cost", "preemptions_per_s_per_core", False, "1/s/CPU",
          "preemptions per second per CPU, charged PREEMPTION_COST_S of CPU time each",
          scale="share", per_unit=PREEMPTION_COST_S),
@@ -153,9 +168,9 @@ TERM_SPECS: tuple[Term, ...] = (
 TERMS_BY_NAME: dict[str, Term] = {t.name: t for t in TERM_SPECS}
 TERMS = tuple(TERMS_BY_NAME)
 OBJECTIVE_TERMS: dict[str, tuple[str, ...]] = {
-    "balanced": ("ext_wait_share", "completed_per_s", "preempt_cost"),
+    "balanced": ("ext_wait_share", "completed_per_s", "preempt_cost", "idle_wait_share"),
     "latency": ("ext_wait_share", "ext_wakeup_p99_s"),
-    "throughput": ("completed_per_s", "preempt_cost"),
+    "throughput": ("completed_per_s", "preempt_cost", "idle_wait_share"),
 }
 OBJECTIVES = tuple(OBJECTIVE_TERMS)
 #: v1's objectives, for replay's comparison only (not configurable): their "throughput"
@@ -173,9 +188,24 @@ def window_terms(window: Window) -> dict[str, float | None]:
     return terms_from_metrics(window.metrics)
 
 
+def idle_while_waiting_share(m: Mapping[str, float]) -> float | None:
+    """The share of CPU capacity that sat idle while tasks waited for a CPU, bounded from
+    above by per-window averages: min(idle share of CPU time, waiting tasks per CPU).  None
+    without both (a window sampled without runqueue telemetry)."""
+    busy_pct, waiting = m.get("T_cpu_busy_avg"), m.get("runq_wait_per_s_per_core")
+    if busy_pct is None or waiting is None or not (math.isfinite(busy_pct)
+                                                    and math.isfinite(waiting)):
+        return None
+    return min(max(0.0, 1.0 - busy_pct / 100.0), max(0.0, waiting))
+
+
 def terms_from_metrics(m: Mapping[str, float]) -> dict[str, float | None]:
     """Raw terms from a window's metrics (a journal record's ``metrics``: offline replay
     recomputes terms with the current definitions rather than trusting recorded ones)."""
+    if IDLE_WHILE_WAITING not in m:
+        derived = idle_while_waiting_share(m)
+        if derived is not None:
+            m = {**m, IDLE_WHILE_WAITING: derived}
     terms: dict[str, float | None] = {}
     for t in TERM_SPECS:
         v = m.get(t.metric)

@@ -175,17 +175,19 @@ def test_v2_dataset_is_complete_and_the_objectives_figures_hold():
     got = {o: (round(s["mean_tau"], 2), round(s["mean_outcome_loss_pct"], 1),
                round(s["max_outcome_loss_pct"], 1), s["separable_workloads"])
            for o, s in rep["objectives"].items()}
-    assert got == {"balanced": (0.69, 1.9, 12.5, 9), "latency": (-0.04, 39.2, 152.6, 9),
-                   "throughput": (0.4, 224.1, 1872.5, 9)}
+    assert got == {"balanced": (0.72, 1.4, 7.7, 9), "latency": (-0.04, 39.2, 152.6, 9),
+                   "throughput": (0.49, 214.8, 1872.5, 9)}
     io_cpu = rep["objectives"]["balanced"]["workloads"]["io_cpu"]
     assert io_cpu["metric"] == "io_cpu_work_ops_per_s" and io_cpu["separable"]
-    # The one target missed: on idle every arm but the worst waits below the objective's
-    # slack, so their costs tie near 0 and the pick is not the fair scheduler it ties with.
     assert rep["targets"]["met"] == {"mean_outcome_loss_pct": True,
-                                     "max_outcome_loss_pct": False,
+                                     "max_outcome_loss_pct": True,
                                      "mean_tau_separable": True}
+    # On idle every arm but the worst keeps its periodic task's waits below the external
+    # wait's slack; the capacity-left-idle term still ranks them, and fair (the best by
+    # cyclictest) costs least.  Without that term the costs tied near 0 and the pick (a
+    # scx_flash mode) lost 12.5 %.
     idle = rep["objectives"]["balanced"]["workloads"]["idle"]
-    assert idle["best"] == "fair" and abs(idle["mean_cost"][idle["pick"]]) < 1e-3
-    assert abs(idle["mean_cost"]["fair"]) < 1e-3
+    assert idle["best"] == idle["pick"] == "fair"
+    assert min(c for a, c in idle["mean_cost"].items() if a != "fair") > 3e-3
     assert len(rep["objectives"]["balanced"]["workloads"]) == 11
     assert all(not s["unmeasured_terms"] for s in rep["objectives"].values())

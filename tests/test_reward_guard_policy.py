@@ -38,7 +38,8 @@ def window(**metrics) -> Window:
             "tasks_completed_per_s": 10.0, "turnarounds_total_delta": 5.0,
             "responses_total_delta": 5.0, "T_cpu_user_avg": 50.0, "ncpus": 2.0,
             "T_busiest_cpu_pct_avg": 20.0, "external_wakeup_latency_p99_s": 2e-3,
-            "external_wakeup_waits_total_delta": 100.0, "preemptions_per_s_per_core": 100.0}
+            "external_wakeup_waits_total_delta": 100.0, "preemptions_per_s_per_core": 100.0,
+            "T_cpu_busy_avg": 100.0, "runq_wait_per_s_per_core": 0.5}
     base.update(metrics)
     return Window(0, 5, 0, 5, 5, base, ())
 
@@ -77,7 +78,8 @@ def slowdown(share: float) -> float:
 
 
 def test_balanced_cost_is_progress_lost_relative_to_fair():
-    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
+    ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0,
+           "idle_wait_share": 0.0}
     same = cost(window_terms(window(external_wait_share_max=0.1)), "balanced", ref)
     assert same.value == pytest.approx(0.0) and same.neutral == ()
     # A periodic task now waits 40 % of its time instead of 10 %: it progresses at
@@ -106,6 +108,32 @@ def test_slack_and_preemption_cost():
     assert churn.value == pytest.approx(100 * PREEMPTION_COST_S) == pytest.approx(0.005)
 
 
+def test_capacity_left_idle_while_tasks_wait_is_charged():
+    """A CPU idle while runnable tasks wait loses their progress outright: the overlap is
+    bounded by the smaller of the idle share and the waiting tasks per CPU."""
+    ref = {"idle_wait_share": 0.0}
+    # Saturated (2 tasks waiting per CPU) yet 20 % idle: a non-work-conserving scheduler.
+    lazy = window_terms(window(T_cpu_busy_avg=80.0, runq_wait_per_s_per_core=2.0))
+    assert lazy["idle_wait_share"] == pytest.approx(0.2)
+    assert cost(lazy, "throughput", ref).value == pytest.approx(-math.log(0.8))
+    # Busy throughout: waits are time-sharing, not capacity lost.
+    busy = window_terms(window(T_cpu_busy_avg=100.0, runq_wait_per_s_per_core=2.0))
+    assert busy["idle_wait_share"] == 0.0
+    # Mostly idle: every wait is one a free CPU could have served (3 ms per second per CPU).
+    quiet = window_terms(window(T_cpu_busy_avg=5.0, runq_wait_per_s_per_core=0.003))
+    assert quiet["idle_wait_share"] == pytest.approx(0.003)
+    assert cost(quiet, "balanced", {"idle_wait_share": 0.001}).value == pytest.approx(
+        math.log(0.999 / 0.997))
+    # A window recorded with the metric keeps its own figure; one without runqueue
+    # telemetry leaves the term out (neutral), and the latency objective does not use it.
+    assert window_terms(window(idle_while_waiting_share=0.5, T_cpu_busy_avg=100.0,
+                               runq_wait_per_s_per_core=1.0))["idle_wait_share"] == 0.5
+    unmeasured = window()
+    del unmeasured.metrics["runq_wait_per_s_per_core"]
+    assert window_terms(unmeasured)["idle_wait_share"] is None
+    assert "idle_wait_share" in cost(window_terms(unmeasured), "balanced", ref).neutral
+
+
 def test_log_terms_are_clipped_and_wait_shares_capped():
     ref = {"ext_wait_share": 0.1, "completed_per_s": 10.0, "preempt_cost": 100.0}
     wild = cost(window_terms(window(external_wait_share_max=1.0, tasks_completed_per_s=0.0)),
@@ -117,7 +145,7 @@ def test_log_terms_are_clipped_and_wait_shares_capped():
 def test_missing_reference_floor_or_term_is_neutral():
     c = cost(window_terms(window()), "balanced", {})
     assert c.value == 0.0 and set(c.neutral) == {"ext_wait_share", "completed_per_s",
-                                                 "preempt_cost"}
+                                                 "preempt_cost", "idle_wait_share"}
     # A workload that completes < 1 task/s under the fair scheduler: completion is noise.
     c = cost(window_terms(window(tasks_completed_per_s=0.1)), "throughput",
              {"completed_per_s": 0.5})
