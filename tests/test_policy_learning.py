@@ -15,7 +15,7 @@ from scxd.features import SCHEMA_NAME, SCHEMA_VERSION, FeatureVector
 from scxd.policy import explore as ex
 from scxd.policy import registry
 from scxd.policy.arms import ArmSet, ArmSetError, action_from_key, arm_key
-from scxd.policy.base import PolicyEnv
+from scxd.policy.base import OfflineData, PolicyEnv
 from scxd.policy.checkpoint import CheckpointError, load, save
 from scxd.probe import Availability, ProbedCatalog
 from scxd.record import Choice, Context, TransitionJoiner, WindowRecord, composite_distribution
@@ -298,16 +298,18 @@ def test_shipped_pretrained_network_starts_a_fresh_install(tmp_path):
     assert p.updates == ck.meta["updates"] > 0
 
 
-def test_asa_classifier_learns_each_workloads_best_arm_offline(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 400
+def two_workload_log(n: int, noise: float, rng: np.random.Generator) -> OfflineData:
+    """Uniformly logged windows of the synthetic bandit's two workloads (w0, w1)."""
     clusters = rng.integers(0, 2, n)
     arms = rng.integers(0, len(bh.ARMS), n)
-    rewards = bh.MEANS[clusters, arms] + 0.1 * rng.standard_normal(n)
-    from scxd.policy.base import OfflineData
-
-    data = OfflineData(np.stack([bh.context(rng, c) for c in clusters]), arms, rewards,
+    rewards = bh.MEANS[clusters, arms] + noise * rng.standard_normal(n)
+    return OfflineData(np.stack([bh.context(rng, c) for c in clusters]), arms, rewards,
                        np.full(n, 1 / len(bh.ARMS)), np.array([f"w{c}" for c in clusters]))
+
+
+def test_asa_classifier_learns_each_workloads_best_arm_offline(tmp_path):
+    rng = np.random.default_rng(0)
+    data = two_workload_log(400, 0.1, rng)
     cfg = PolicyConfig(name="asa", pretrained="none")
     p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
     untrained = p.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(rng, 0), ()),
@@ -321,3 +323,37 @@ def test_asa_classifier_learns_each_workloads_best_arm_offline(tmp_path):
     registry.save(p, tmp_path)
     q = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
     assert "state from checkpoint" in registry.restore(q, cfg, tmp_path) and q.trained
+
+
+def test_offline_data_labels_each_group_with_its_best_mean_reward():
+    data = OfflineData(np.zeros((6, 1)), np.array([0, 1, 1, 0, 2, 2]),
+                       np.array([0.1, 0.5, 0.3, -1.0, -0.2, -0.4]), np.full(6, 0.5),
+                       np.array(["a", "a", "a", "b", "b", ""]))
+    # a: arm 1 (mean 0.4) over arm 0 (0.1); b: arm 2 (−0.2) over arm 0 (−1); "" is unknown.
+    assert data.best_arm_by_reward(3) == {"a": 1, "b": 2}
+
+
+def test_network_warm_start_imitates_each_workloads_best_arm():
+    """Pretraining pulls the actor towards each training workload's best arm by mean reward
+    (``imitation``), which one noisy reward per window teaches only slowly."""
+    torch = pytest.importorskip("torch")
+    data = two_workload_log(600, 0.3, np.random.default_rng(0))
+    best = data.best_arm_by_reward(len(bh.ARMS))
+    assert best == {"w0": 2, "w1": 4}
+
+    def best_arm_probability(imitation: float) -> list[float]:
+        cfg = PolicyConfig.model_validate({"name": "network", "pretrained": "none",
+                                           "network": {"imitation": imitation}})
+        p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+        p.pretrain(data, epochs=2)
+        out = []
+        for cluster, arm in ((0, 2), (1, 4)):
+            x = p._input(p.features(bh.context(np.random.default_rng(1), cluster)), None)
+            with torch.inference_mode():
+                logpi, _ = p._forward(torch.from_numpy(x)[None])
+            assert int(logpi[0].argmax()) == arm or imitation == 0
+            out.append(float(logpi[0, arm].exp()))
+        return out
+
+    imitated, plain = best_arm_probability(3.0), best_arm_probability(0.0)
+    assert all(i > 0.5 and i > p for i, p in zip(imitated, plain, strict=True))

@@ -112,6 +112,20 @@ class OfflineData:
     def __len__(self) -> int:
         return len(self.arms)
 
+    def best_arm_by_reward(self, k: int) -> dict[str, int]:
+        """Each known group's arm with the highest mean logged reward (arms never logged
+        in the group are not candidates): the label an offline classifier learns."""
+        out: dict[str, int] = {}
+        for g in np.unique(self.groups):
+            if not g:
+                continue
+            sel = self.groups == g
+            means = np.full(k, -np.inf)
+            for a in np.unique(self.arms[sel]):
+                means[a] = self.rewards[sel & (self.arms == a)].mean()
+            out[str(g)] = int(np.argmax(means))
+        return out
+
 
 class Learner:
     """Base of the registered learners (see the module docstring)."""

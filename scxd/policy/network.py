@@ -412,7 +412,7 @@ class NetworkPolicy(Learner):
             self._step(*self.memory.batch(idx))
 
     def _step(self, x: np.ndarray, arms: np.ndarray, r: np.ndarray, mu: np.ndarray,
-              boot: np.ndarray) -> None:
+              boot: np.ndarray, labels: np.ndarray | None = None) -> None:
         xt = torch.from_numpy(x)
         at = torch.from_numpy(arms).long()
         rt = torch.from_numpy(r)
@@ -436,6 +436,14 @@ class NetworkPolicy(Learner):
         sampled = w * (rt - v) * logpi_taken
         entropy = -(pi * logpi).sum(dim=1)
         actor_loss = -(all_actions + sampled + self.c.entropy * entropy).mean()
+        if labels is not None and self.c.imitation > 0 and (labels >= 0).any():
+            # Offline warm start: the policy gradient sees one noisy reward per window;
+            # the label is the arm whose mean reward over the whole training workload is
+            # best, so the actor starts where an offline classifier would.
+            known = torch.from_numpy(labels >= 0)
+            lt = torch.from_numpy(np.maximum(labels, 0)).long()
+            imitation = -logpi.gather(1, lt.view(-1, 1)).squeeze(1)[known].mean()
+            actor_loss = actor_loss + self.c.imitation * imitation
         loss = critic_loss + actor_loss
         self.opt.zero_grad()
         loss.backward()   # no gradient clipping: rewards are clipped log-ratios and the
@@ -459,12 +467,14 @@ class NetworkPolicy(Learner):
         r = (data.rewards - self.c.switch_cost * swapped).astype(np.float32)
         mu = data.propensities.astype(np.float32)
         boot = self.rng.poisson(1.0, (len(data), self.c.ensemble)).astype(np.float32)
+        best = data.best_arm_by_reward(self.k)
+        labels = np.array([best.get(str(g), -1) for g in data.groups], dtype=np.int64)
         n = len(data)
         for _ in range(epochs * passes):
             order = self.rng.permutation(n)
             for s in range(0, n, self.c.batch * 4):
                 i = order[s:s + self.c.batch * 4]
-                self._step(xs[i], data.arms[i], r[i], mu[i], boot[i])
+                self._step(xs[i], data.arms[i], r[i], mu[i], boot[i], labels[i])
         self.updates += n
         tail = self.rng.permutation(n)[-self.c.replay:]
         self.memory.clear()

@@ -73,16 +73,7 @@ class ASAPolicy(Learner):
         """Each workload's best arm: by the workload's outcome, or by mean reward."""
         if self.c.label == "outcome" and data.outcome_best:
             return dict(data.outcome_best)
-        out = {}
-        for g in np.unique(data.groups):
-            if not g:
-                continue
-            sel = data.groups == g
-            means = np.full(self.k, -np.inf)
-            for a in np.unique(data.arms[sel]):
-                means[a] = data.rewards[sel & (data.arms == a)].mean()
-            out[str(g)] = int(np.argmax(means))
-        return out
+        return data.best_arm_by_reward(self.k)
 
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         if not self.trained and self.updates == 0:

@@ -138,6 +138,10 @@ class NetworkConfig(LearnerSection):
     switch_cost: float = Field(0.05, ge=0.0, le=10.0, description="cost charged to a "
                                "transition whose arm differs from the one running (swaps "
                                "have a price beyond warm-up)")
+    imitation: float = Field(3.0, ge=0.0, le=100.0, description="offline warm start: "
+                             "weight of a cross-entropy pulling the actor towards each "
+                             "training workload's best arm by mean logged reward (0: policy "
+                             "gradient alone)")
     change_threshold: float = Field(3.0, gt=0.0, le=1e4, description="Page-Hinkley "
                                     "threshold on the critic's reward residual (reward units "
                                     "summed over windows); crossing it re-opens exploration")
