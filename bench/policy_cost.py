@@ -16,7 +16,7 @@ the journal's per-window decision and update times.
 Targets (issue "the adaptive policy"): decision + update p99 ≤ 2 ms for the network with
 one torch thread; daemon RSS with the torch policy ≤ 400 MB and flat over an hour.
 
-    .venv/bin/python bench/policy_cost.py [--steps 2000] [--daemon-minutes 60]
+    .venv/bin/python bench/policy_cost.py [--steps 2000] [--dataset DIR] [--daemon-minutes 60]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[n
                                                                   range(len(contexts[0])))))
     eligible = arms.actions()
     rng = np.random.default_rng(0)
-    current = eligible[0]
+    current, current_key = eligible[0], arms[0].key
     dec, upd = [], []
     prev_ctx, prev_choice = None, None
     for i in range(steps + 200):
@@ -75,20 +75,20 @@ def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[n
         if prev_ctx is not None:
             pol.update(Transition(prev_ctx, "bench", 1, prev_choice.key, prev_choice.propensity,
                                   float(rng.normal(0, 0.3)), 0.0, {}, False,
-                                  previous=arms.find(current).key))
+                                  previous=current_key))
         t2 = time.perf_counter()
         if i >= 200:   # warm-up: first allocations, torch's lazy init
             dec.append(t1 - t0)
             upd.append(t2 - t1)
-        prev_ctx, prev_choice, current = x, d, d.action
+        prev_ctx, prev_choice, current, current_key = x, d, d.action, d.key
     return np.array(dec), np.array(upd)
 
 
-def part1(steps: int, policies: list[str]) -> None:
+def part1(steps: int, policies: list[str], dataset: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
-    log = load_logs(datasets=[str(REPO / "data" / "testbed-v1")])   # the README row: 9 arms
+    log = load_logs(datasets=[str(dataset)])
     contexts = [r.context.array() for r in log.records]
     catalog = build_catalog()
     everything = ProbedCatalog(catalog, {s.name: Availability(s.name, True) for s in catalog})
@@ -158,12 +158,14 @@ def part2(minutes: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--dataset", type=Path, default=REPO / "data" / "testbed",
+                    help="features and arms to decide on (default: the committed dataset)")
     ap.add_argument("--policies", default="", help="comma-separated (default: all)")
     ap.add_argument("--daemon-minutes", type=float, default=0.0)
     args = ap.parse_args()
     names = [p for p in args.policies.split(",") if p] or [e.name for e in registry.ENTRIES]
     if args.steps:
-        part1(args.steps, names)
+        part1(args.steps, names, args.dataset)
     if args.daemon_minutes > 0:
         part2(args.daemon_minutes)
 
