@@ -132,6 +132,7 @@ def test_capacity_left_idle_while_tasks_wait_is_charged():
     del unmeasured.metrics["runq_wait_per_s_per_core"]
     assert window_terms(unmeasured)["idle_wait_share"] is None
     assert "idle_wait_share" in cost(window_terms(unmeasured), "balanced", ref).neutral
+    assert "idle_wait_share" not in cost(lazy, "latency", ref).ratios
 
 
 def test_log_terms_are_clipped_and_wait_shares_capped():
