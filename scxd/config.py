@@ -160,6 +160,40 @@ class GuardConfig(Section):
     regression_windows: int = Field(6, ge=1, le=1000, json_schema_extra=unit("windows"),
                                     description="scored windows whose median the regression "
                                     "guard compares")
+    regression_fast_margin: float = Field(
+        3.0, ge=0.0, le=100.0, json_schema_extra=unit("ratio"),
+        description="the fast path of the regression guard: back to the fair scheduler at "
+        "once when each of the last regression_fast_windows windows (the warm-up window after "
+        "a swap counts here) costs more than the fair baseline by this (3 ≈ three "
+        "quarters of progress lost: a broken pick is not left running for "
+        "regression_windows windows)")
+    regression_fast_windows: int = Field(2, ge=1, le=100, json_schema_extra=unit("windows"),
+                                         description="consecutive scored windows the fast "
+                                         "path needs")
+    regression_z: float = Field(3.0, ge=0.0, le=100.0, json_schema_extra=unit("z"),
+                                description="also go back to fair when the chosen "
+                                "scheduler's median cost over its last regression_windows "
+                                "windows (from 3 on) is above "
+                                "the fair scheduler's recent window costs by more than this "
+                                "many standard errors (0 = off): catches the small but real "
+                                "losses of quiet workloads that no fixed margin sees")
+    regression_min_margin: float = Field(0.01, ge=0.0, le=10.0,
+                                         json_schema_extra=unit("ratio"),
+                                         description="the smallest difference the test "
+                                         "above acts on")
+    regression_fresh: float = Field(300.0, ge=0.0, le=86400.0, json_schema_extra=unit("s"),
+                                    description="the test above runs only this long after "
+                                    "the chosen scheduler replaced fair: later, fair's costs "
+                                    "may describe another workload")
+    reanchor: bool = Field(True, description="when the running scheduler's last window cost "
+                           "more than regression_fast_margin over fair and the policy swaps "
+                           "to another non-fair one, swap to the fair scheduler instead (a "
+                           "failing window usually means a new workload: fair is safe and "
+                           "refreshes the reference)")
+    quarantine: float = Field(900.0, ge=0.0, le=86400.0, json_schema_extra=unit("s"),
+                              description="a scheduler the regression guard removed is "
+                              "refused for this long (0 = never): the policy cannot put "
+                              "straight back what just failed")
     panic_failures: int = Field(3, ge=1, le=100, json_schema_extra=unit("failures"),
                                 description="consecutive actuator failures that force the "
                                 "fair scheduler and freeze")

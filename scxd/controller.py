@@ -49,7 +49,6 @@ from scxd.catalog_view import catalog_json
 from scxd.control import ControlError, RpcError
 from scxd.guard import Guard, GuardEvent, Verdict
 from scxd.metrics import MetricsBoard, MetricsState
-from scxd.policy import Decision
 from scxd.probe import ProbedCatalog
 
 log = logging.getLogger("scxd.controller")
@@ -217,7 +216,7 @@ class Controller:
         before = self.actuator.current
         result = self.actuator.apply(action)
         now = time.monotonic()
-        self.guard.on_swap(now, not self.actuator.current.same_as(before))
+        self.guard.on_swap(now, not self.actuator.current.same_as(before), before)
         guard_events += self.guard.on_apply_result(
             result.ok, f"{result.reason}: {result.detail}", now,
             fell_to_fair=result.outcome == SwapOutcome.FELL_BACK_TO_FAIR)
@@ -233,12 +232,6 @@ class Controller:
             self.metrics.observe_swap(result.outcome, result.timings.total_s)
         if result.reason is not None:
             self.metrics.actuator_failures[result.reason] += 1
-
-    def review(self, decision: Decision, baseline: float | None) -> Verdict:
-        """The guard's verdict on the policy's decision (a closed window); pure bookkeeping,
-        nothing applied yet — :meth:`carry_out` does that."""
-        return self.guard.review(decision.action, self.actuator.current, self.catalog.fair(),
-                                 time.monotonic(), baseline)
 
     def carry_out(self, verdict: Verdict) -> tuple[list[GuardEvent], ApplyResult | None]:
         """Apply what the verdict says; every guard event of the window, and the swap."""

@@ -42,7 +42,7 @@ class DecisionPath:
         over; a cost the regression guard must see is handed to it."""
         score = self.scorer.score_terms(dict(terms), running, warm=self.guard.window_scored())
         if score.for_guard is not None:
-            self.guard.record_cost(score.for_guard)
+            self.guard.record_cost(score.for_guard, transient=score.transient)
         return score
 
     def decide(self, features: FeatureVector, current: Action, now: float
@@ -51,14 +51,18 @@ class DecisionPath:
         verdict on it; nothing is applied here."""
         decision = self.policy.decide(features, self.eligible, current)
         verdict = self.guard.review(decision.action, current, self.scorer.fair, now,
-                                    self.scorer.baseline_cost())
+                                    self.scorer.baseline_cost(), self.scorer.fair_costs())
         return decision, verdict
 
     def choice(self, decision: Decision, verdict: Verdict, executed: Action) -> Choice:
         """What runs next and its probability under policy∘guard."""
-        by_policy = verdict.policy_draw and executed.same_as(decision.action)
+        refused = [arm_key(a) for a in verdict.refused]
+        drawn = executed.same_as(decision.action) or (
+            verdict.apply is None and arm_key(decision.action) in refused)
+        by_policy = verdict.policy_draw and drawn
         key = arm_key(executed)
-        dist = composite(decision.distribution, key, by_policy)
+        dist = composite(decision.distribution, key, by_policy, refused,
+                         arm_key(verdict.kept) if verdict.kept is not None else None)
         return Choice(key, executed.label(), dist[key], dist, by_policy, decision.explore,
                       decision.policy, decision.policy_version, self.arms.hash)
 

@@ -11,9 +11,15 @@ Rules, in order (:meth:`Guard.review`):
    log(1 + ``regression_margin``) — costs estimate the fraction of progress lost against
    the fair reference (:mod:`scxd.reward`: log ratios of work rates, differences of wait
    shares), so a margin of 0.5 means "about 40 % of progress lost" — go back to the fair
-   scheduler now (this bypasses dwell and budget: it is the safety path).
-5. **dwell** — no swap before ``min_dwell`` seconds on the current scheduler.
-6. **budget** — at most ``swaps_per_hour`` swaps in any sliding hour.
+   scheduler now (this bypasses dwell and budget: it is the safety path).  The fast path:
+   when each of the last ``regression_fast_windows`` scored windows exceeds the baseline by
+   log(1 + ``regression_fast_margin``), go back at once — a broken pick (a scheduler that
+   makes a latency workload's wakeups twenty times slower) is not left running for
+   ``regression_windows`` windows.  The scheduler removed is then **quarantined**: refused
+   for ``quarantine`` seconds, so the policy cannot put straight back what just failed.
+5. **quarantine** — a proposal of a quarantined scheduler is held.
+6. **dwell** — no swap before ``min_dwell`` seconds on the current scheduler.
+7. **budget** — at most ``swaps_per_hour`` swaps in any sliding hour.
 
 After every swap the next ``warmup_windows`` windows are *not scored* (bypass mode and cold
 caches make them the transition's, not the new scheduler's).  Every hold, override and state
@@ -26,6 +32,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,6 +55,8 @@ class GuardEventKind(StrEnum):
     DWELL_HOLD = "dwell_hold"              # a swap waits for the minimum dwell time
     BUDGET_HOLD = "budget_hold"            # a swap refused by the hourly budget
     FROZEN_HOLD = "frozen_hold"            # a swap refused because frozen
+    QUARANTINE_HOLD = "quarantine_hold"    # a swap to a scheduler that just regressed
+    REANCHOR = "reanchor"                  # leaving a failing scheduler: to fair first
     ACTUATOR_FAILURE = "actuator_failure"  # a swap failed (counts towards panic)
 
 
@@ -70,6 +79,10 @@ class Verdict:
     # executed arm under policy∘guard is the policy's; otherwise the guard decided alone
     # and that probability is 1 (scxd.record.composite_distribution).
     policy_draw: bool = False
+    # Quarantined schedulers at the time: a draw of one of them executes what runs now, so
+    # its probability belongs to that (exact, and still the policy's draw).
+    refused: tuple[Action, ...] = ()
+    kept: Action | None = None       # what runs at the review (where refused draws go)
 
 
 @dataclass
@@ -85,7 +98,10 @@ class Guard:
     consecutive_failures: int = 0
     swaps: deque = field(default_factory=deque)            # monotonic times of swaps
     scored_costs: deque = field(default_factory=deque)     # current scheduler's costs
+    fast_costs: deque = field(default_factory=deque)       # … and its warm-up windows'
     counts: dict = field(default_factory=dict)             # event kind → count
+    quarantined: list = field(default_factory=list)        # [(Action, until, why)]
+    fair_left_at: float | None = None    # when what runs replaced the fair scheduler
 
     def _event(self, kind: GuardEventKind, detail: str) -> GuardEvent:
         self.counts[kind.value] = self.counts.get(kind.value, 0) + 1
@@ -116,13 +132,16 @@ class Guard:
         return self._event(GuardEventKind.UNPIN, f"unpinned {old.label() if old else 'nothing'}")
 
     # -- what the daemon reports --------------------------------------------------------------
-    def on_swap(self, now: float, swapped: bool) -> None:
-        """A swap was attempted (``swapped``: the running scheduler changed)."""
+    def on_swap(self, now: float, swapped: bool, left: Action | None = None) -> None:
+        """A swap was attempted (``swapped``: the running scheduler changed; ``left``: what
+        ran before it, when known)."""
         if swapped:
             self.swaps.append(now)
             self.current_since = now
             self.warmup_left = self.cfg.warmup_windows
             self.scored_costs.clear()
+            self.fast_costs.clear()
+            self.fair_left_at = now if left is not None and left.is_fair else None
 
     def on_kernel_change(self, now: float) -> None:
         """The kernel's scheduler changed without a swap of ours (crash, ejection, takeover,
@@ -130,6 +149,8 @@ class Guard:
         self.current_since = now
         self.warmup_left = self.cfg.warmup_windows
         self.scored_costs.clear()
+        self.fast_costs.clear()
+        self.fair_left_at = None
 
     def on_apply_result(self, ok: bool, detail: str, now: float,
                         fell_to_fair: bool = False) -> list[GuardEvent]:
@@ -156,20 +177,101 @@ class Guard:
             return False
         return True
 
-    def record_cost(self, cost: float) -> None:
+    def record_cost(self, cost: float, transient: bool = False) -> None:
+        """A window's cost of what runs; ``transient``: a warm-up window, which only the
+        fast path sees."""
+        self.fast_costs.append(cost)
+        while len(self.fast_costs) > self.cfg.regression_fast_windows:
+            self.fast_costs.popleft()
+        if transient:
+            return
         self.scored_costs.append(cost)
         while len(self.scored_costs) > self.cfg.regression_windows:
             self.scored_costs.popleft()
 
-    def regressed(self, baseline: float | None) -> str:
-        """Non-empty (the evidence) when the current scheduler is measurably worse."""
-        if baseline is None or len(self.scored_costs) < self.cfg.regression_windows:
+    def regressed(self, baseline: float | None, fair_costs: Sequence[float] = (),
+                  now: float | None = None) -> str:
+        """Non-empty (the evidence) when the current scheduler is measurably worse.
+        ``fair_costs`` are compared only while fresh (see :meth:`fair_costs_fresh`)."""
+        if baseline is None:
             return ""
-        median = statistics.median(self.scored_costs)
+        fast = list(self.fast_costs)
+        if len(fast) == self.cfg.regression_fast_windows and \
+                min(fast) - baseline > math.log1p(self.cfg.regression_fast_margin):
+            return (f"each of the last {len(fast)} windows costs ≥ {min(fast):.3f} vs fair "
+                    f"baseline {baseline:.3f}: ×{math.exp(min(fast) - baseline):.2f} worse "
+                    f"(fast margin {self.cfg.regression_fast_margin:.0%})")
+        recent = list(self.scored_costs)[-self.cfg.regression_windows:]
+        significant = self.significantly_worse(recent, fair_costs) \
+            if now is not None and self.fair_costs_fresh(now) else ""
+        if significant:
+            return significant
+        if len(self.scored_costs) < self.cfg.regression_windows:
+            return ""
+        median = statistics.median(recent)
         if median - baseline > math.log1p(self.cfg.regression_margin):
             return (f"median cost {median:.3f} over {len(self.scored_costs)} windows vs fair "
                     f"baseline {baseline:.3f}: ×{math.exp(median - baseline):.2f} worse "
                     f"(margin {self.cfg.regression_margin:.0%})")
+        return ""
+
+    def fair_costs_fresh(self, now: float) -> bool:
+        """The fair scheduler's recent windows describe the present workload: what runs
+        replaced fair less than ``regression_fresh`` seconds ago.  Costs are measured
+        against fair's terms; across a workload change they compare different workloads."""
+        return self.fair_left_at is not None and \
+            now - self.fair_left_at <= self.cfg.regression_fresh
+
+    def significantly_worse(self, costs: Sequence[float], fair_costs: Sequence[float]) -> str:
+        """Non-empty when ``costs`` (the current scheduler's last windows) are worse than
+        the fair scheduler's own recent window costs beyond their noise: a two-sample test
+        on medians (robust spread pooled from both samples' median absolute deviations,
+        z > ``regression_z``) that also needs a practical difference of
+        ``regression_min_margin``.  A fixed margin alone misses a quiet workload, where a
+        scheduler that doubles a latency test's wakeup latency moves the cost by 0.01."""
+        if self.cfg.regression_z <= 0 or len(fair_costs) < 3 or len(costs) < 3:
+            return ""
+        cur, ref = statistics.median(costs), statistics.median(fair_costs)
+        diff = cur - ref
+        if diff <= math.log1p(self.cfg.regression_min_margin):
+            return ""
+        spread = 1.4826 * statistics.median([abs(c - cur) for c in costs] +
+                                            [abs(c - ref) for c in fair_costs])
+        if self.unsettled(fair_costs):
+            return ""
+        se = 1.2533 * spread * math.sqrt(1 / len(costs) + 1 / len(fair_costs))
+        z = diff / se if se > 0 else math.inf
+        if z <= self.cfg.regression_z:
+            return ""
+        return (f"median cost {cur:.4f} over {len(costs)} windows vs fair's {ref:.4f} over "
+                f"{len(fair_costs)}: z = {z:.1f} > {self.cfg.regression_z:g} "
+                f"(×{math.exp(diff):.3f})")
+
+    def unsettled(self, fair_costs: Sequence[float]) -> str:
+        """Non-empty when the fair scheduler's last windows disagree with its reference: a
+        jump there is a new workload that the reference does not describe yet (the
+        reference is a median of recent fair windows: it follows within a few windows)."""
+        if len(fair_costs) < 3:
+            return f"{len(fair_costs)} fair windows measured (3 needed)"
+        ref = statistics.median(fair_costs)
+        spread = 1.4826 * statistics.median([abs(c - ref) for c in fair_costs])
+        limit = max(3 * spread, math.log1p(self.cfg.regression_min_margin))
+        off = [c for c in list(fair_costs)[-3:] if abs(c - ref) > limit]
+        if off:
+            return (f"a recent fair window cost {off[-1]:+.3f} against its reference's "
+                    f"{ref:+.3f} (limit ±{limit:.3f})")
+        return ""
+
+    def active_quarantine(self, now: float) -> tuple[Action, ...]:
+        """The schedulers refused now (expired entries are dropped)."""
+        self.quarantined = [q for q in self.quarantined if q[1] > now]
+        return tuple(a for a, _, _ in self.quarantined)
+
+    def quarantine_of(self, action: Action, now: float) -> str:
+        """Why ``action`` is refused now ('' when it is not quarantined)."""
+        for held, until, why in self.quarantined:
+            if until > now and held.same_as(action):
+                return f"regressed {why}; quarantined for {until - now:.0f} s more"
         return ""
 
     def swaps_last_hour(self, now: float) -> int:
@@ -179,7 +281,7 @@ class Guard:
 
     # -- the decision ---------------------------------------------------------------------------
     def review(self, proposed: Action, current: Action, fair: Action, now: float,
-               baseline: float | None = None) -> Verdict:
+               baseline: float | None = None, fair_costs: Sequence[float] = ()) -> Verdict:
         events: list[GuardEvent] = []
         if self.frozen and now >= self.frozen_until:
             self.frozen, self.frozen_until, self.frozen_reason = False, math.inf, ""
@@ -197,14 +299,27 @@ class Guard:
                                           f"frozen: {proposed.label()} not applied, "
                                           f"holding {current.label()}"))
             return Verdict(None, tuple(events), "frozen")
-        evidence = "" if current.is_fair else self.regressed(baseline)
+        evidence = "" if current.is_fair else self.regressed(baseline, fair_costs, now)
         if evidence:
             events.append(self._event(GuardEventKind.REGRESSION,
                                       f"{current.label()} → fair: {evidence}"))
+            # Even when the yardstick may be stale (a workload change since fair ran): held-out
+            # workloads in the replay benchmark lost 2-3x more when only fresh verdicts
+            # quarantined, and a wrong quarantine costs only time on fair.
+            if self.cfg.quarantine > 0:
+                self.quarantined.append((current, now + self.cfg.quarantine,
+                                         f"at {now:.0f} s ({evidence.split(':')[0]})"))
             return Verdict(fair, tuple(events), "regression guard")
+        refused = tuple(a for a in self.active_quarantine(now) if not a.same_as(current))
         if proposed.same_as(current):
             return Verdict(None, tuple(events), "policy keeps the current scheduler",
-                           policy_draw=not self.swap_blocked(now))
+                           policy_draw=not self.swap_blocked(now), refused=refused, kept=current)
+        held = self.quarantine_of(proposed, now)
+        if held:
+            events.append(self._event(GuardEventKind.QUARANTINE_HOLD,
+                                      f"{proposed.label()} refused: {held}"))
+            return Verdict(None, tuple(events), "quarantine",
+                           policy_draw=not self.swap_blocked(now), refused=refused, kept=current)
         dwell = now - self.current_since
         if dwell < self.cfg.min_dwell:
             events.append(self._event(GuardEventKind.DWELL_HOLD, f"{proposed.label()} waits: "
@@ -216,7 +331,28 @@ class Guard:
                                       f"{proposed.label()} refused: {used} swaps in the "
                                       f"last hour (budget {self.cfg.swaps_per_hour})"))
             return Verdict(None, tuple(events), "swap budget")
-        return Verdict(proposed, tuple(events), "policy", policy_draw=True)
+        gross = self.gross_last_window(baseline)
+        if gross and not current.is_fair and not proposed.is_fair:
+            events.append(self._event(GuardEventKind.REANCHOR,
+                                      f"{current.label()} → fair, not {proposed.label()}: "
+                                      f"{gross}"))
+            return Verdict(fair, tuple(events), "re-anchor on fair after a failing window")
+        return Verdict(proposed, tuple(events), "policy", policy_draw=True, refused=refused,
+                       kept=current)
+
+    def gross_last_window(self, baseline: float | None) -> str:
+        """Non-empty when the last scored window of what runs cost more than the fair
+        baseline by the fast margin: the scheduler is failing in the present context
+        (often a new workload), so leaving it for another untried one is a blind jump —
+        the guard sends the swap to the fair scheduler instead, which is safe and measures
+        the fair reference for the new context; the policy may move on after the dwell."""
+        if baseline is None or not self.fast_costs or not self.cfg.reanchor:
+            return ""
+        last = self.fast_costs[-1]
+        if last - baseline > math.log1p(self.cfg.regression_fast_margin):
+            return (f"its last window cost {last:.3f} vs fair baseline {baseline:.3f} "
+                    f"(×{math.exp(last - baseline):.2f})")
+        return ""
 
     def swap_blocked(self, now: float) -> str:
         """Why a swap to another arm would be held now by dwell or budget ('' = it would
@@ -238,5 +374,7 @@ class Guard:
             "swaps_last_hour": self.swaps_last_hour(now),
             "swap_budget_per_hour": self.cfg.swaps_per_hour,
             "consecutive_failures": self.consecutive_failures,
+            "quarantined": [{"scheduler": a.label(), "for_s": until - now, "why": why}
+                            for a, until, why in self.quarantined if until > now],
             "events": dict(self.counts),
         }

@@ -22,7 +22,7 @@ t/t+1 join once, for everyone; no learner re-derives it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,12 +87,19 @@ class Choice:
 
 
 def composite_distribution(policy_distribution: Mapping[str, float], executed: str,
-                           by_policy: bool) -> dict[str, float]:
+                           by_policy: bool, refused: Sequence[str] = (),
+                           kept: str | None = None) -> dict[str, float]:
     """The distribution of the executed arm under policy∘guard: the policy's own when the
-    guard let its draw through (and would have let any other through), else a point mass on
-    what the guard held or forced."""
+    guard let its draw through (and would have let any other through, except the
+    ``refused`` arms: a draw of one of those runs on what ran, ``kept``, so their mass moves
+    there), else a point mass on what the guard held or forced."""
     if by_policy and executed in policy_distribution:
-        return {k: float(v) for k, v in policy_distribution.items()}
+        dist = {k: float(v) for k, v in policy_distribution.items()}
+        for k in refused:
+            if k != kept and k in dist and kept is not None:
+                dist[kept] = dist.get(kept, 0.0) + dist[k]
+                dist[k] = 0.0
+        return dist
     return {executed: 1.0}
 
 

@@ -300,6 +300,10 @@ class FairReference:
         costs = self._costs.get(objective)
         return sum(costs) / len(costs) if costs else None
 
+    def costs(self, objective: str) -> list[float]:
+        """The fair scheduler's recent window costs under ``objective``."""
+        return list(self._costs.get(objective, ()))
+
     def windows(self) -> int:
         return max((len(v) for v in self._values.values()), default=0)
 

@@ -33,6 +33,10 @@ class Score:
     cost: Cost | None                # None: not scored (warm-up, or not trusted)
     why_unscored: str = ""           # "warm-up", "external:OPS", ... ("" when scored)
     for_guard: float | None = None   # the cost the regression guard must see, if any
+    # A warm-up window of a scheduler other than fair is not scored, but its cost still goes
+    # to the guard's fast path (a broken pick shows in its first window; a good one's
+    # warm-up never costs that much: scxd.guard).
+    transient: bool = False
 
     @property
     def scored(self) -> bool:
@@ -52,10 +56,13 @@ class Scorer:
     def score_terms(self, terms: dict[str, float | None], running: Running, warm: bool
                     ) -> Score:
         """The same judgement from a window's raw terms (replay has terms, not windows)."""
-        if not warm:
-            return Score(terms, None, "warm-up after a swap")
         if not running.trusted:
             return Score(terms, None, f"{running.label}: not confirmed by the kernel")
+        if not warm:
+            if self.fair.same_as(running.action) or not self.reference.windows():
+                return Score(terms, None, "warm-up after a swap")
+            value = cost(terms, self.objective, self.reference.means()).value
+            return Score(terms, None, "warm-up after a swap", for_guard=value, transient=True)
         window_cost = cost(terms, self.objective, self.reference.means())
         if self.fair.same_as(running.action):
             self.reference.add_cost(self.objective, window_cost.value)
@@ -66,6 +73,10 @@ class Scorer:
     def baseline_cost(self) -> float | None:
         """The fair scheduler's own recent cost under the objective (the guard's yardstick)."""
         return self.reference.baseline_cost(self.objective)
+
+    def fair_costs(self) -> list[float]:
+        """The fair scheduler's recent window costs (the regression test's sample)."""
+        return self.reference.costs(self.objective)
 
     def as_dict(self) -> dict[str, Any]:
         return self.reference.as_dict()

@@ -139,6 +139,8 @@ def render(verb: str, r: dict[str, Any]) -> str:
         state.append(f"swaps {g['swaps_last_hour']}/{g['swap_budget_per_hour']} this hour")
         if g.get("warmup_windows_left"):
             state.append(f"warm-up {g['warmup_windows_left']} window(s)")
+        for q in g.get("quarantined") or ():
+            state.append(f"quarantined {q['scheduler']} ({q['for_s']:.0f} s left)")
         lines.append(f"guard:      {', '.join(state)}")
         t = r["telemetry"]
         lines.append(f"telemetry:  {t.get('mode')}" + (f" — DEGRADED: {t['degraded_reason']}"

@@ -101,6 +101,12 @@ ACTIVE = BASE.replace('state_dir = "{state}"',
 min_dwell = 0.0
 warmup_windows = 0
 swaps_per_hour = 100
+# Every fake scheduler is the host's fair scheduler underneath, on a host whose load the
+# test suite itself changes: a regression judged here would be noise, so the guard's
+# regression paths stay out of these tests (tests/test_reward_guard_policy.py covers them).
+regression_windows = 1000
+regression_fast_margin = 100.0
+regression_z = 0.0
 [actuator]
 search_path = ["{tmp}/bin"]
 start_timeout = 5.0

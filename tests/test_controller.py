@@ -137,6 +137,19 @@ def test_scorer_skips_warmup_and_untrusted_windows():
     assert s.reference.windows() == 0
 
 
+def test_a_warmup_window_is_unscored_but_its_cost_reaches_the_fast_path():
+    s = Scorer("latency", FAIR)
+    ours = running_from(kernel("enabled", "simple", 3), own(SIMPLE, "simple", 3))
+    first = s.score(window(), ours, warm=False)
+    assert first.for_guard is None and not first.scored   # no reference yet: nothing
+    fair_run = running_from(kernel("disabled"), own())
+    assert s.score(window(), fair_run, warm=False).for_guard is None
+    s.score(window(), fair_run, warm=True)
+    slow = s.score(window(external_wakeup_latency_p99_s=4e-3), ours, warm=False)
+    assert not slow.scored and slow.transient and "warm-up" in slow.why_unscored
+    assert slow.for_guard == pytest.approx(math.log(2)) and s.reference.windows() == 1
+
+
 # -- the ticker -----------------------------------------------------------------------------------
 def test_ticker_ticks_on_schedule_and_halts_at_once():
     t = Ticker(0.05)

@@ -132,6 +132,12 @@ def test_composite_propensity_of_policy_and_guard():
     assert composite_distribution(dist, "b", by_policy=True) == dist
     assert composite_distribution(dist, "a", by_policy=False) == {"a": 1.0}
     assert composite_distribution(dist, "pinned", by_policy=True) == {"pinned": 1.0}
+    # A quarantined arm's draw runs what ran ("a"): its mass moves there, exactly.
+    three = {"a": 0.5, "b": 0.3, "c": 0.2}
+    held = composite_distribution(three, "a", True, refused=["b"], kept="a")
+    assert held == {"a": 0.8, "b": 0.0, "c": 0.2}
+    swapped = composite_distribution(three, "c", True, refused=["b"], kept="a")
+    assert swapped["c"] == 0.2 and swapped["a"] == 0.8 and sum(swapped.values()) == 1.0
 
 
 def test_record_round_trips_through_the_journal_format():

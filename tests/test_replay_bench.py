@@ -49,7 +49,8 @@ def test_schedule_is_piecewise_stationary():
 def test_simulation_runs_the_daemons_decision_path(table):
     """Guard rules act on the simulated run: dwell between swaps, the hourly budget, warm-up
     windows unscored; every executed arm carries a usable composite propensity."""
-    cfg = GuardConfig(min_dwell=30.0, swaps_per_hour=4, regression_margin=10.0)  # no bypass
+    cfg = GuardConfig(min_dwell=30.0, swaps_per_hour=4, regression_margin=10.0,  # no bypass
+                      regression_fast_margin=100.0, regression_z=0.0)
     pol = registry.make_policy(PolicyConfig(name="uniform"),
                                PolicyEnv(table.arms, seed=1, probed=bench.probed_for(table.arms)))
     plan = sim.schedule(table.workloads, 1440, np.random.default_rng(1))   # 2 h of 5 s windows

@@ -187,6 +187,10 @@ def test_fair_reference_is_a_rolling_median():
 
 
 # -- guard ------------------------------------------------------------------------------------
+# Fair's recent window costs on a quiet workload: ±0.002 around its reference.
+QUIET_FAIR = [0.001, -0.002, 0.0, 0.002, -0.001, 0.001, 0.0, -0.001]
+
+
 def guard(**cfg) -> Guard:
     base = {"min_dwell": 30.0, "warmup_windows": 1, "swaps_per_hour": 3,
             "regression_margin": 0.1, "regression_windows": 3, "panic_failures": 2}
@@ -268,6 +272,103 @@ def test_regression_uses_the_median_not_one_wild_window():
         g.record_cost(c)
     assert g.regressed(0.0) == ""
     assert not guard().regressed(None)
+
+
+def test_fast_path_removes_a_broken_pick_after_two_gross_windows():
+    g = guard(regression_windows=6)          # the median path would need six windows
+    g.record_cost(2.0)
+    assert g.regressed(0.0) == ""            # one window is not enough
+    g.record_cost(0.1)
+    g.record_cost(2.0)
+    assert g.regressed(0.0) == ""            # nor two that are not consecutive
+    g.record_cost(1.5)                       # log(1 + 3) ≈ 1.39 < 1.5: both gross
+    v = g.review(SIMPLE, SIMPLE, FAIR, now=5.0, baseline=0.0)
+    assert v.apply == FAIR and v.events[0].kind == "regression"
+    assert "fast margin 300%" in v.events[0].detail
+
+
+def test_a_warmup_window_counts_for_the_fast_path_only():
+    g = guard(regression_windows=3)
+    g.on_swap(1.0, True, left=FAIR)
+    g.record_cost(2.5, transient=True)       # the warm-up window of a broken pick
+    assert g.regressed(0.0) == "" and not g.scored_costs
+    g.record_cost(2.0)
+    assert "fast margin" in g.regressed(0.0)
+    g.on_swap(2.0, True)
+    for _ in range(5):
+        g.record_cost(2.5, transient=True)   # warm-ups never reach the median path
+    g.record_cost(0.0)
+    assert g.regressed(0.0) == ""
+
+
+def test_quarantine_refuses_a_regressed_scheduler_until_it_expires():
+    g = guard(quarantine=100.0)
+    g.on_swap(10.0, True, left=FAIR)
+    for c in (0.2, 0.2, 0.2):
+        g.record_cost(c)
+    v = g.review(QMAP, SIMPLE, FAIR, now=40.0, baseline=0.0, fair_costs=QUIET_FAIR)
+    assert v.apply == FAIR and v.events[0].kind == "regression"
+    g.on_swap(40.0, True, left=SIMPLE)
+    v = g.review(SIMPLE, FAIR, FAIR, now=75.0)  # dwell is over; the quarantine is not
+    assert v.apply is None and v.events[0].kind == "quarantine_hold"
+    assert "quarantined for 65 s more" in v.events[0].detail
+    assert v.policy_draw and [a.label() for a in v.refused] == ["scx_simple"]
+    assert g.status(75.0)["quarantined"][0]["scheduler"] == "scx_simple"
+    assert g.review(QMAP, FAIR, FAIR, now=76.0).apply == QMAP   # others may run
+    assert g.review(SIMPLE, FAIR, FAIR, now=141.0).apply == SIMPLE
+    assert g.status(141.0)["quarantined"] == []
+    off = guard(quarantine=0.0)
+    off.on_swap(10.0, True, left=FAIR)
+    for c in (0.2, 0.2, 0.2):
+        off.record_cost(c)
+    off.review(QMAP, SIMPLE, FAIR, now=40.0, baseline=0.0, fair_costs=QUIET_FAIR)
+    assert off.review(SIMPLE, FAIR, FAIR, now=75.0).apply == SIMPLE
+
+
+def test_reanchor_leaves_a_failing_scheduler_for_fair_not_another_guess():
+    g = guard(min_dwell=0.0, regression_windows=6)
+    g.record_cost(2.0)                       # one gross window: not yet a regression
+    v = g.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0)
+    assert v.apply == FAIR and v.events[0].kind == "reanchor" and not v.policy_draw
+    assert g.review(FAIR, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == FAIR
+    fine = guard(min_dwell=0.0, regression_windows=6)
+    fine.record_cost(0.1)
+    assert fine.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
+    off = guard(min_dwell=0.0, regression_windows=6, reanchor=False)
+    off.record_cost(2.0)
+    assert off.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
+
+
+def test_regression_test_sees_a_small_steady_loss_of_a_quiet_workload():
+    """Fair's windows cost ±0.002; the pick costs +0.03 every window: far inside the 50 %
+    margin, but far outside the noise.  Three windows are enough."""
+    g = guard(regression_windows=6, regression_margin=0.5)
+    g.on_swap(10.0, True, left=FAIR)
+    for c in (0.03, 0.035, 0.028):
+        g.record_cost(c)
+    v = g.review(SIMPLE, SIMPLE, FAIR, now=30.0, baseline=0.0, fair_costs=QUIET_FAIR)
+    assert v.apply == FAIR and "z = " in v.events[0].detail
+    assert g.regressed(0.0, QUIET_FAIR, now=30.0) and not g.regressed(0.0, QUIET_FAIR)
+
+
+@pytest.mark.parametrize("case", ["not from fair", "stale", "fair jumped", "noisy", "tiny",
+                                  "off"])
+def test_regression_test_stays_quiet_when_fair_does_not_describe_the_present(case):
+    g = guard(regression_windows=6, regression_margin=0.5,
+              regression_z=0.0 if case == "off" else 3.0)
+    g.on_swap(10.0, True, left=QMAP if case == "not from fair" else FAIR)
+    costs, fair, now = [0.03, 0.035, 0.028], list(QUIET_FAIR), 30.0
+    if case == "stale":
+        now = 10.0 + 301.0                   # regression_fresh is 300 s
+    if case == "fair jumped":
+        fair.append(0.09)                    # the last fair window saw a new workload
+    if case == "noisy":
+        costs, fair = [0.03, -0.2, 0.25], [0.1, -0.2, 0.15, -0.1, 0.0, 0.2]
+    if case == "tiny":
+        costs = [0.005, 0.006, 0.005]        # below regression_min_margin (1 %)
+    for c in costs:
+        g.record_cost(c)
+    assert g.regressed(0.0, fair, now=now) == "", case
 
 
 def test_panic_after_repeated_failures():

@@ -87,11 +87,16 @@ def test_every_guard_event_kind_is_produced():
     events += g.review(simple, fair, fair, 6.0).events                          # expired
     events.append(g.thaw())
     events += g.review(simple, fair, fair, 7.0).events                          # dwell_hold
-    g.on_swap(20.0, True)
+    g.on_swap(20.0, True, left=fair)
     events += g.review(qmap, simple, fair, 40.0).events                         # budget_hold
     g.record_cost(1.0)
     g.record_cost(1.0)
-    events += g.review(qmap, simple, fair, 41.0, baseline=0.0).events           # regression
+    events += g.review(qmap, simple, fair, 41.0, baseline=0.0,
+                       fair_costs=[0.0, 0.01, -0.01]).events                    # regression
+    events += g.review(simple, fair, fair, 42.0).events                         # quarantine
+    g2 = Guard(GuardConfig(min_dwell=0), current_since=0.0)
+    g2.record_cost(5.0)
+    events += g2.review(qmap, simple, fair, 1.0, baseline=0.0).events           # reanchor
     events += [g.pin(qmap), g.unpin()]
     events += g.on_apply_result(False, "x", 50.0) + g.on_apply_result(False, "x", 51.0)
     kinds = [e.kind for e in events]
