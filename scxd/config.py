@@ -185,11 +185,13 @@ class GuardConfig(Section):
                                     description="the test above runs only this long after "
                                     "the chosen scheduler replaced fair: later, fair's costs "
                                     "may describe another workload")
-    reanchor: bool = Field(True, description="when the running scheduler's last window cost "
-                           "more than regression_fast_margin over fair and the policy swaps "
-                           "to another non-fair one, swap to the fair scheduler instead (a "
-                           "failing window usually means a new workload: fair is safe and "
-                           "refreshes the reference)")
+    reanchor: bool = Field(True, description="when the policy swaps from one non-fair "
+                           "scheduler to another and either the running one's last window "
+                           "cost more than regression_fast_margin over fair (a failing "
+                           "window usually means a new workload) or fair last ran more than "
+                           "regression_fresh ago, swap to the fair scheduler instead: it is "
+                           "safe, and it measures the present workload, so the next pick can "
+                           "be judged against it")
     quarantine: float = Field(900.0, ge=0.0, le=86400.0, json_schema_extra=unit("s"),
                               description="a scheduler the regression guard removed is "
                               "refused for this long (0 = never): the policy cannot put "

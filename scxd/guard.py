@@ -12,14 +12,21 @@ Rules, in order (:meth:`Guard.review`):
    the fair reference (:mod:`scxd.reward`: log ratios of work rates, differences of wait
    shares), so a margin of 0.5 means "about 40 % of progress lost" — go back to the fair
    scheduler now (this bypasses dwell and budget: it is the safety path).  The fast path:
-   when each of the last ``regression_fast_windows`` scored windows exceeds the baseline by
-   log(1 + ``regression_fast_margin``), go back at once — a broken pick (a scheduler that
-   makes a latency workload's wakeups twenty times slower) is not left running for
-   ``regression_windows`` windows.  The scheduler removed is then **quarantined**: refused
-   for ``quarantine`` seconds, so the policy cannot put straight back what just failed.
+   when each of the last ``regression_fast_windows`` windows (the warm-up one counts here)
+   exceeds the baseline by log(1 + ``regression_fast_margin``), go back at once — a broken
+   pick (a scheduler that makes a latency workload's wakeups twenty times slower) is not
+   left running for ``regression_windows`` windows.  The test: within
+   ``regression_fresh`` seconds of leaving fair, and while fair's last windows agree with
+   its reference, a median test against fair's own recent window costs
+   (:meth:`Guard.significantly_worse`) catches small steady losses that no fixed margin
+   sees.  The scheduler removed is then **quarantined**: refused for ``quarantine``
+   seconds, so the policy cannot put straight back what just failed.
 5. **quarantine** — a proposal of a quarantined scheduler is held.
 6. **dwell** — no swap before ``min_dwell`` seconds on the current scheduler.
 7. **budget** — at most ``swaps_per_hour`` swaps in any sliding hour.
+8. **re-anchor** — a swap from one non-fair scheduler to another goes to fair instead when
+   the running one's last window was gross or fair's windows are stale
+   (:meth:`Guard.reanchor_reason`).
 
 After every swap the next ``warmup_windows`` windows are *not scored* (bypass mode and cold
 caches make them the transition's, not the new scheduler's).  Every hold, override and state
@@ -56,7 +63,7 @@ class GuardEventKind(StrEnum):
     BUDGET_HOLD = "budget_hold"            # a swap refused by the hourly budget
     FROZEN_HOLD = "frozen_hold"            # a swap refused because frozen
     QUARANTINE_HOLD = "quarantine_hold"    # a swap to a scheduler that just regressed
-    REANCHOR = "reanchor"                  # leaving a failing scheduler: to fair first
+    REANCHOR = "reanchor"                  # non-fair to non-fair swap sent to fair first
     ACTUATOR_FAILURE = "actuator_failure"  # a swap failed (counts towards panic)
 
 
@@ -331,27 +338,34 @@ class Guard:
                                       f"{proposed.label()} refused: {used} swaps in the "
                                       f"last hour (budget {self.cfg.swaps_per_hour})"))
             return Verdict(None, tuple(events), "swap budget")
-        gross = self.gross_last_window(baseline)
-        if gross and not current.is_fair and not proposed.is_fair:
+        why = self.reanchor_reason(baseline, now) \
+            if not current.is_fair and not proposed.is_fair else ""
+        if why:
             events.append(self._event(GuardEventKind.REANCHOR,
                                       f"{current.label()} → fair, not {proposed.label()}: "
-                                      f"{gross}"))
-            return Verdict(fair, tuple(events), "re-anchor on fair after a failing window")
+                                      f"{why}"))
+            return Verdict(fair, tuple(events), "re-anchor on fair")
         return Verdict(proposed, tuple(events), "policy", policy_draw=True, refused=refused,
                        kept=current)
 
-    def gross_last_window(self, baseline: float | None) -> str:
-        """Non-empty when the last scored window of what runs cost more than the fair
-        baseline by the fast margin: the scheduler is failing in the present context
-        (often a new workload), so leaving it for another untried one is a blind jump —
-        the guard sends the swap to the fair scheduler instead, which is safe and measures
-        the fair reference for the new context; the policy may move on after the dwell."""
-        if baseline is None or not self.fast_costs or not self.cfg.reanchor:
+    def reanchor_reason(self, baseline: float | None, now: float) -> str:
+        """Why a swap from one non-fair scheduler to another should go to fair instead
+        ('' = it need not).  Either the last window of what runs cost more than the fair
+        baseline by the fast margin — it is failing in the present context, often a new
+        workload, and leaving it for another untried pick is a blind jump — or fair's
+        windows are older than ``regression_fresh``, so the next pick could not be judged
+        against fair (the regression test needs fair windows of the present workload).
+        Fair is safe and measures them; the policy may move on after the dwell."""
+        if not self.cfg.reanchor:
             return ""
-        last = self.fast_costs[-1]
-        if last - baseline > math.log1p(self.cfg.regression_fast_margin):
+        last = self.fast_costs[-1] if self.fast_costs else None
+        if baseline is not None and last is not None and \
+                last - baseline > math.log1p(self.cfg.regression_fast_margin):
             return (f"its last window cost {last:.3f} vs fair baseline {baseline:.3f} "
                     f"(×{math.exp(last - baseline):.2f})")
+        if not self.fair_costs_fresh(now):
+            return (f"fair last ran more than {self.cfg.regression_fresh:.0f} s ago: "
+                    "measure it before the next pick")
         return ""
 
     def swap_blocked(self, now: float) -> str:

@@ -331,6 +331,35 @@ def test_asa_classifier_learns_each_workloads_best_arm_offline(tmp_path):
     assert "state from checkpoint" in registry.restore(q, cfg, tmp_path) and q.trained
 
 
+def test_asa_checkpoint_carries_to_another_arm_set_by_key(tmp_path):
+    """A model made on the dataset's arms, loaded by a daemon whose catalog has other arms:
+    the arms both know keep their votes; an arm the model never saw is never voted for
+    (with only fair left of its arms, fair it is)."""
+    rng = np.random.default_rng(0)
+    p = registry.make_policy(PolicyConfig(name="asa", pretrained="none"),
+                             PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    p.pretrain(two_workload_log(400, 0.1, rng))
+    registry.save(p, tmp_path)
+    cfg = PolicyConfig(name="asa", pretrained=str(tmp_path / "policy" / "asa.npz"))
+    other = ArmSet.from_labels(bh.CAT, ["scx_qmap -s 5000", "fair", "scx_qmap -b 8",
+                                        "scx_simple -f"])
+    q = registry.make_policy(cfg, PolicyEnv(other, seed=0, probed=bh.PROBED))
+    assert "other arm set: 3 of 4 arms carried over" in registry.restore(q, cfg, None)
+    assert q.known.tolist() == [True, True, False, True]
+    for cluster, best in ((0, "scx_simple -f"), (1, "scx_qmap -s 5000")):
+        for _ in range(5):
+            d = q.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION,
+                                       bh.context(rng, cluster), ()), other.actions())
+            assert d.action.label() == best, (cluster, d.reason)
+    none = ArmSet.from_labels(bh.CAT, ["fair", "scx_qmap -b 8"])
+    r = registry.make_policy(cfg, PolicyEnv(none, seed=0, probed=bh.PROBED))
+    registry.restore(r, cfg, None)
+    assert r.known.tolist() == [True, False]
+    d = r.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(rng, 1), ()),
+                 none.actions())
+    assert d.action.is_fair
+
+
 def test_offline_data_labels_each_group_with_its_best_mean_reward():
     data = OfflineData(np.zeros((6, 1)), np.array([0, 1, 1, 0, 2, 2]),
                        np.array([0.1, 0.5, 0.3, -1.0, -0.2, -0.4]), np.full(6, 0.5),

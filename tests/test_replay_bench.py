@@ -199,3 +199,24 @@ def test_outcome_best_judges_by_the_headline_the_table_was_built_with(log, table
     foreign = SimpleNamespace(workloads=["llm"], higher_is_better=[False], arms=arms)
     manifest = {"headlines": {"llm": {"metric": "p99_ms", "direction": "lower"}}}
     assert bench.outcome_best(SimpleNamespace(runs=runs), [0], foreign, manifest) == {"llm": 1}
+
+
+def test_holdout_sweep_small_slice(tmp_path, capsys):
+    """bench/replay_holdout_sweep.py: one pair, two policies, one seed."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "replay_holdout_sweep.py"
+    spec = importlib.util.spec_from_file_location("replay_holdout_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    assert sweep.main(["--dataset", DATA_V2, "--policies", "fixed,asa", "--pairs",
+                       "idle,pipe", "--seeds", "1", "--windows", "200",
+                       "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "replay_holdout_sweep.json").read_text())
+    assert list(res["rows"]) == ["(trained workloads)", "idle,pipe"]
+    assert res["mean_held_out"]["fixed"] == res["rows"]["idle,pipe"]["fixed"]["outcome_loss_pct"]
+    # fair is idle's and pipe's outcome-best arm: holding it loses nothing there
+    assert res["rows"]["idle,pipe"]["fixed"]["outcome_loss_pct"] == pytest.approx(0.0, abs=0.5)
+    table = (tmp_path / "replay_holdout_sweep.md").read_text()
+    assert "| idle,pipe | 0.0 (100) |" in table and "mean over the 1 held-out pairs" in table
+    assert "idle,pipe" in capsys.readouterr().out

@@ -327,16 +327,31 @@ def test_quarantine_refuses_a_regressed_scheduler_until_it_expires():
 
 def test_reanchor_leaves_a_failing_scheduler_for_fair_not_another_guess():
     g = guard(min_dwell=0.0, regression_windows=6)
+    g.on_swap(0.0, True, left=FAIR)
     g.record_cost(2.0)                       # one gross window: not yet a regression
     v = g.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0)
     assert v.apply == FAIR and v.events[0].kind == "reanchor" and not v.policy_draw
+    assert "last window cost 2.000" in v.events[0].detail
     assert g.review(FAIR, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == FAIR
     fine = guard(min_dwell=0.0, regression_windows=6)
+    fine.on_swap(0.0, True, left=FAIR)
     fine.record_cost(0.1)
     assert fine.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
     off = guard(min_dwell=0.0, regression_windows=6, reanchor=False)
     off.record_cost(2.0)
     assert off.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
+
+
+@pytest.mark.parametrize("left,now", [(FAIR, 301.0), (QMAP, 5.0)])
+def test_reanchor_measures_fair_before_a_pick_it_could_not_judge(left, now):
+    """Fair left long ago (or never, since the last swap): the next pick would have no fair
+    windows of the present workload to be judged against, so fair runs first."""
+    g = guard(min_dwell=0.0, regression_windows=6)
+    g.on_swap(0.0, True, left=left)
+    g.record_cost(0.1)
+    v = g.review(QMAP, SIMPLE, FAIR, now=now, baseline=0.0)
+    assert v.apply == FAIR and "fair last ran more than 300 s ago" in v.events[0].detail
+    assert g.review(SIMPLE, SIMPLE, FAIR, now=now, baseline=0.0).apply is None  # stays
 
 
 def test_regression_test_sees_a_small_steady_loss_of_a_quiet_workload():

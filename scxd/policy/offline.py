@@ -42,14 +42,18 @@ def softmax_regression(x: np.ndarray, y: np.ndarray, k: int, rng: np.random.Gene
 
 class ASAPolicy(Learner):
     name = "asa"
-    version = "asa-1"
+    version = "asa-2"
     mode = "vote"
-    shared = ("weights",)
+    # Arm first, so a checkpoint made on another arm set (the dataset's arms, the daemon's
+    # catalog) is carried over by arm key; ``known`` marks the arms a model was trained on:
+    # an arm it never saw has no score and is never voted for.
+    per_arm = ("weights", "known")
 
     def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
         super().__init__(env, cfg)
         self.c = cfg.asa
-        self.weights = np.zeros((self.c.members, self.k, env.n_features + 1))
+        self.weights = np.zeros((self.k, self.c.members, env.n_features + 1))
+        self.known = np.zeros(self.k, dtype=bool)
         self.trained = False
         self.last: int | None = None
 
@@ -65,7 +69,8 @@ class ASAPolicy(Learner):
         for m in range(self.c.members):
             idx = self.rng.integers(0, len(y), len(y)) if self.c.members > 1 else \
                 np.arange(len(y))
-            self.weights[m] = softmax_regression(x[idx], y[idx], self.k, self.rng)
+            self.weights[:, m] = softmax_regression(x[idx], y[idx], self.k, self.rng)
+        self.known[:] = True
         self.trained = True
         self.updates += len(y)
 
@@ -76,13 +81,13 @@ class ASAPolicy(Learner):
         return data.best_arm_by_reward(self.k)
 
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-        if not self.trained and self.updates == 0:
+        if not self.trained or not (mask & self.known).any():
             fair = self.arms.fair_index()
             fair = fair if fair is not None and mask[fair] else int(np.flatnonzero(mask)[0])
             probs = ex.with_floor(np.eye(self.k)[fair], mask, self.c.p_min)
             return probs, {"mode": "vote", "reason": "untrained: holding "
                            f"{self.arms[fair].label}"}
-        scores = np.where(mask, self.weights @ x, -np.inf)          # (members, k)
+        scores = np.where(mask & self.known, (self.weights @ x).T, -np.inf)  # (members, k)
         votes = np.bincount(scores.argmax(axis=1), minlength=self.k).astype(float)
         share = votes / votes.sum()
         best = int(np.argmax(share))
