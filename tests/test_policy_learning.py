@@ -360,6 +360,26 @@ def test_asa_checkpoint_carries_to_another_arm_set_by_key(tmp_path):
     assert d.action.is_fair
 
 
+def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path):
+    """scxd/policy/pretrained/asa.npz is what `python -m scxd.replay.pretrain --policy asa
+    --dataset data/testbed` makes (the benchmark's asa: training repeats 0-1 only), and a
+    daemon with no state of its own starts from it."""
+    from scxd.replay.pretrain import pretrain
+    shipped = load(registry.PRETRAINED_DIR / "asa.npz")
+    assert shipped.meta["policy"] == "asa" and shipped.meta["feature_version"] == SCHEMA_VERSION
+    pretrain(["data/testbed"], "asa", "balanced", tmp_path / "asa.npz")
+    again = load(tmp_path / "asa.npz")
+    assert again.meta["arm_keys"] == shipped.meta["arm_keys"]
+    np.testing.assert_allclose(again.arrays["weights"], shipped.arrays["weights"], atol=1e-9)
+    cfg = PolicyConfig(name="asa")
+    p = registry.make_policy(cfg, PolicyEnv(ArmSet.from_keys(shipped.meta["arm_keys"]),
+                                            probed=ProbedCatalog(CAT, {
+                                                s.name: Availability(s.name, True)
+                                                for s in CAT})))
+    assert "state from pretrained" in registry.restore(p, cfg, tmp_path / "empty")
+    assert p.trained and p.known.all()
+
+
 def test_offline_data_labels_each_group_with_its_best_mean_reward():
     data = OfflineData(np.zeros((6, 1)), np.array([0, 1, 1, 0, 2, 2]),
                        np.array([0.1, 0.5, 0.3, -1.0, -0.2, -0.4]), np.full(6, 0.5),
