@@ -216,7 +216,8 @@ class Controller:
         before = self.actuator.current
         result = self.actuator.apply(action)
         now = time.monotonic()
-        self.guard.on_swap(now, not self.actuator.current.same_as(before), before)
+        self.guard.on_swap(now, not self.actuator.current.same_as(before), before,
+                           self.catalog.fair())
         guard_events += self.guard.on_apply_result(
             result.ok, f"{result.reason}: {result.detail}", now,
             fell_to_fair=result.outcome == SwapOutcome.FELL_BACK_TO_FAIR)

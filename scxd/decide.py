@@ -56,13 +56,17 @@ class DecisionPath:
 
     def choice(self, decision: Decision, verdict: Verdict, executed: Action) -> Choice:
         """What runs next and its probability under policy∘guard."""
-        refused = [arm_key(a) for a in verdict.refused]
-        drawn = executed.same_as(decision.action) or (
-            verdict.apply is None and arm_key(decision.action) in refused)
-        by_policy = verdict.policy_draw and drawn
+        image = verdict.image(decision.action)
+        by_policy = verdict.policy_draw and executed.same_as(image)
         key = arm_key(executed)
-        dist = composite(decision.distribution, key, by_policy, refused,
-                         arm_key(verdict.kept) if verdict.kept is not None else None)
+        moves = {}
+        if by_policy:
+            for k in decision.distribution:
+                i = self.arms.index(k) if k in self.arms else None
+                runs_as = arm_key(verdict.image(self.arms[i].action)) if i is not None else k
+                if runs_as != k:
+                    moves[k] = runs_as
+        dist = composite(decision.distribution, key, by_policy, moves)
         return Choice(key, executed.label(), dist[key], dist, by_policy, decision.explore,
                       decision.policy, decision.policy_version, self.arms.hash)
 

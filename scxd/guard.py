@@ -86,10 +86,22 @@ class Verdict:
     # executed arm under policy∘guard is the policy's; otherwise the guard decided alone
     # and that probability is 1 (scxd.record.composite_distribution).
     policy_draw: bool = False
-    # Quarantined schedulers at the time: a draw of one of them executes what runs now, so
-    # its probability belongs to that (exact, and still the policy's draw).
+    # Where the guard maps a draw deterministically (:meth:`image`), the executed arm is
+    # still the policy's draw: its probability is the mass of every draw that runs as it.
+    # Quarantined schedulers: a draw of one runs what runs now (``kept``).  Re-anchoring:
+    # a draw of any other non-fair scheduler runs ``redirect_to`` (fair).
     refused: tuple[Action, ...] = ()
-    kept: Action | None = None       # what runs at the review (where refused draws go)
+    kept: Action | None = None       # what runs at the review
+    redirect_to: Action | None = None
+
+    def image(self, drawn: Action) -> Action:
+        """What runs when the policy draws ``drawn`` (given ``policy_draw``)."""
+        if self.kept is not None and (drawn.same_as(self.kept) or
+                                      any(drawn.same_as(a) for a in self.refused)):
+            return self.kept
+        if self.redirect_to is not None and not drawn.is_fair:
+            return self.redirect_to
+        return drawn
 
 
 @dataclass
@@ -139,16 +151,22 @@ class Guard:
         return self._event(GuardEventKind.UNPIN, f"unpinned {old.label() if old else 'nothing'}")
 
     # -- what the daemon reports --------------------------------------------------------------
-    def on_swap(self, now: float, swapped: bool, left: Action | None = None) -> None:
+    def on_swap(self, now: float, swapped: bool, left: Action | None = None,
+                fair: Action | None = None) -> None:
         """A swap was attempted (``swapped``: the running scheduler changed; ``left``: what
-        ran before it, when known)."""
+        ran before it, when known; ``fair``: the reference fair scheduler, default tunables
+        — a tuned fair arm's windows do not feed the reference)."""
         if swapped:
             self.swaps.append(now)
             self.current_since = now
             self.warmup_left = self.cfg.warmup_windows
             self.scored_costs.clear()
             self.fast_costs.clear()
-            self.fair_left_at = now if left is not None and left.is_fair else None
+            if left is None:
+                self.fair_left_at = None
+            elif left.same_as(fair) if fair is not None else left.is_fair:
+                self.fair_left_at = now
+            # else: a hop between two others; fair's windows are as old as they were
 
     def on_kernel_change(self, now: float) -> None:
         """The kernel's scheduler changed without a swap of ours (crash, ejection, takeover,
@@ -157,7 +175,7 @@ class Guard:
         self.warmup_left = self.cfg.warmup_windows
         self.scored_costs.clear()
         self.fast_costs.clear()
-        self.fair_left_at = None
+        # fair_left_at stays: fair's windows are no older for the restart
 
     def on_apply_result(self, ok: bool, detail: str, now: float,
                         fell_to_fair: bool = False) -> list[GuardEvent]:
@@ -202,7 +220,7 @@ class Guard:
         ``fair_costs`` are compared only while fresh (see :meth:`fair_costs_fresh`)."""
         if baseline is None:
             return ""
-        fast = list(self.fast_costs)
+        fast = list(self.fast_costs)[-self.cfg.regression_fast_windows:]
         if len(fast) == self.cfg.regression_fast_windows and \
                 min(fast) - baseline > math.log1p(self.cfg.regression_fast_margin):
             return (f"each of the last {len(fast)} windows costs ≥ {min(fast):.3f} vs fair "
@@ -314,19 +332,23 @@ class Guard:
             # workloads in the replay benchmark lost 2-3x more when only fresh verdicts
             # quarantined, and a wrong quarantine costs only time on fair.
             if self.cfg.quarantine > 0:
+                self.quarantined = [q for q in self.quarantined if not q[0].same_as(current)]
                 self.quarantined.append((current, now + self.cfg.quarantine,
                                          f"at {now:.0f} s ({evidence.split(':')[0]})"))
             return Verdict(fair, tuple(events), "regression guard")
         refused = tuple(a for a in self.active_quarantine(now) if not a.same_as(current))
+        reanchor = "" if current.is_fair else self.reanchor_reason(baseline, now)
+        maps = {"refused": refused, "kept": current,
+                "redirect_to": fair if reanchor else None}
         if proposed.same_as(current):
             return Verdict(None, tuple(events), "policy keeps the current scheduler",
-                           policy_draw=not self.swap_blocked(now), refused=refused, kept=current)
+                           policy_draw=not self.swap_blocked(now), **maps)
         held = self.quarantine_of(proposed, now)
         if held:
             events.append(self._event(GuardEventKind.QUARANTINE_HOLD,
                                       f"{proposed.label()} refused: {held}"))
             return Verdict(None, tuple(events), "quarantine",
-                           policy_draw=not self.swap_blocked(now), refused=refused, kept=current)
+                           policy_draw=not self.swap_blocked(now), **maps)
         dwell = now - self.current_since
         if dwell < self.cfg.min_dwell:
             events.append(self._event(GuardEventKind.DWELL_HOLD, f"{proposed.label()} waits: "
@@ -338,15 +360,12 @@ class Guard:
                                       f"{proposed.label()} refused: {used} swaps in the "
                                       f"last hour (budget {self.cfg.swaps_per_hour})"))
             return Verdict(None, tuple(events), "swap budget")
-        why = self.reanchor_reason(baseline, now) \
-            if not current.is_fair and not proposed.is_fair else ""
-        if why:
+        if reanchor and not proposed.is_fair:
             events.append(self._event(GuardEventKind.REANCHOR,
                                       f"{current.label()} → fair, not {proposed.label()}: "
-                                      f"{why}"))
-            return Verdict(fair, tuple(events), "re-anchor on fair")
-        return Verdict(proposed, tuple(events), "policy", policy_draw=True, refused=refused,
-                       kept=current)
+                                      f"{reanchor}"))
+            return Verdict(fair, tuple(events), "re-anchor on fair", policy_draw=True, **maps)
+        return Verdict(proposed, tuple(events), "policy", policy_draw=True, **maps)
 
     def reanchor_reason(self, baseline: float | None, now: float) -> str:
         """Why a swap from one non-fair scheduler to another should go to fair instead

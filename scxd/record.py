@@ -22,7 +22,7 @@ t/t+1 join once, for everyone; no learner re-derives it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,18 +87,18 @@ class Choice:
 
 
 def composite_distribution(policy_distribution: Mapping[str, float], executed: str,
-                           by_policy: bool, refused: Sequence[str] = (),
-                           kept: str | None = None) -> dict[str, float]:
-    """The distribution of the executed arm under policy∘guard: the policy's own when the
-    guard let its draw through (and would have let any other through, except the
-    ``refused`` arms: a draw of one of those runs on what ran, ``kept``, so their mass moves
-    there), else a point mass on what the guard held or forced."""
+                           by_policy: bool, moves: Mapping[str, str] | None = None
+                           ) -> dict[str, float]:
+    """The distribution of the executed arm under policy∘guard.  When what runs is the
+    policy's draw as the guard maps it (``by_policy``), each arm's probability is the mass of
+    every draw that runs as that arm: ``moves`` maps a drawn arm to the arm it runs as, when
+    the guard maps it (a quarantined arm runs what ran; a re-anchored one runs fair).  Else a
+    point mass on what the guard held or forced."""
     if by_policy and executed in policy_distribution:
-        dist = {k: float(v) for k, v in policy_distribution.items()}
-        for k in refused:
-            if k != kept and k in dist and kept is not None:
-                dist[kept] = dist.get(kept, 0.0) + dist[k]
-                dist[k] = 0.0
+        dist = {k: 0.0 for k in policy_distribution}
+        for k, v in policy_distribution.items():
+            target = (moves or {}).get(k, k)
+            dist[target] = dist.get(target, 0.0) + float(v)
         return dist
     return {executed: 1.0}
 

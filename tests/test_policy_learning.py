@@ -132,11 +132,12 @@ def test_composite_propensity_of_policy_and_guard():
     assert composite_distribution(dist, "b", by_policy=True) == dist
     assert composite_distribution(dist, "a", by_policy=False) == {"a": 1.0}
     assert composite_distribution(dist, "pinned", by_policy=True) == {"pinned": 1.0}
-    # A quarantined arm's draw runs what ran ("a"): its mass moves there, exactly.
+    # A draw the guard maps to another arm (a quarantined "b" runs what ran, "a") moves its
+    # mass there, exactly.
     three = {"a": 0.5, "b": 0.3, "c": 0.2}
-    held = composite_distribution(three, "a", True, refused=["b"], kept="a")
+    held = composite_distribution(three, "a", True, {"b": "a"})
     assert held == {"a": 0.8, "b": 0.0, "c": 0.2}
-    swapped = composite_distribution(three, "c", True, refused=["b"], kept="a")
+    swapped = composite_distribution(three, "c", True, {"b": "a"})
     assert swapped["c"] == 0.2 and swapped["a"] == 0.8 and sum(swapped.values()) == 1.0
 
 
@@ -378,6 +379,24 @@ def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path
                                                 for s in CAT})))
     assert "state from pretrained" in registry.restore(p, cfg, tmp_path / "empty")
     assert p.trained and p.known.all()
+
+
+def test_a_checkpoint_that_fits_nothing_falls_through_to_the_shipped_model(tmp_path):
+    """An asa-1 checkpoint (weights members-first) left in the state directory by an older
+    scxd: nothing of it fits, so the daemon starts from the shipped model, not from zeros."""
+    from scxd.policy.checkpoint import save as save_checkpoint
+    shipped = load(registry.PRETRAINED_DIR / "asa.npz")
+    old = dict(shipped.meta, version="asa-1")
+    w = shipped.arrays["weights"]
+    stale = {**shipped.arrays, "weights": np.swapaxes(w, 0, 1)}     # (members, arms, d)
+    save_checkpoint(registry.checkpoint_path(tmp_path, "asa"), old, stale)
+    cfg = PolicyConfig(name="asa")
+    env = PolicyEnv(ArmSet.from_keys(shipped.meta["arm_keys"]), probed=ProbedCatalog(CAT, {
+        s.name: Availability(s.name, True) for s in CAT}))
+    p = registry.make_policy(cfg, env)
+    note = registry.restore(p, cfg, tmp_path)
+    assert "state from pretrained" in note and "checkpoint" in note and "not used" in note
+    np.testing.assert_array_equal(p.weights, w)
 
 
 def test_offline_data_labels_each_group_with_its_best_mean_reward():

@@ -85,8 +85,8 @@ class ASAPolicy(Learner):
             fair = self.arms.fair_index()
             fair = fair if fair is not None and mask[fair] else int(np.flatnonzero(mask)[0])
             probs = ex.with_floor(np.eye(self.k)[fair], mask, self.c.p_min)
-            return probs, {"mode": "vote", "reason": "untrained: holding "
-                           f"{self.arms[fair].label}"}
+            why = "none of its arms can run" if self.trained else "untrained"
+            return probs, {"mode": "vote", "reason": f"{why}: holding {self.arms[fair].label}"}
         scores = np.where(mask & self.known, (self.weights @ x).T, -np.inf)  # (members, k)
         votes = np.bincount(scores.argmax(axis=1), minlength=self.k).astype(float)
         share = votes / votes.sum()

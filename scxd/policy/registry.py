@@ -151,6 +151,9 @@ def restore(policy: Policy, cfg: PolicyConfig, state_dir: str | os.PathLike[str]
             notes.append(f"{kind} {path} not used: {problem}")
             continue
         kept = policy.load_state(ckpt.meta, ckpt.arrays)  # type: ignore[attr-defined]
+        if kept.startswith("kept nothing"):   # e.g. made by an older version of the policy
+            notes.append(f"{kind} {path} not used: {kept}")
+            continue
         same = ckpt.meta.get("arm_set") == env.arms.hash
         msg = (f"policy {policy.name}: state from {kind} {path} ({ckpt.meta.get('updates', 0)}"
                f" updates, {ckpt.age_s:.0f} s old)" + ("" if same else

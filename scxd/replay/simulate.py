@@ -287,7 +287,8 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
             decision, verdict = path.decide(features, current, now)
             executed = current
             if verdict.apply is not None:
-                path.guard.on_swap(now, not verdict.apply.same_as(current), current)
+                path.guard.on_swap(now, not verdict.apply.same_as(current), current,
+                                   path.scorer.fair)
                 path.guard.on_apply_result(True, "", now)
                 executed = verdict.apply
             choice = path.choice(decision, verdict, executed)
