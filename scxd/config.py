@@ -185,17 +185,15 @@ class GuardConfig(Section):
                                     description="the test above runs only this long after "
                                     "the chosen scheduler replaced fair: later, fair's costs "
                                     "may describe another workload")
-    reanchor: bool = Field(True, description="when the policy swaps from one non-fair "
-                           "scheduler to another and either the running one's last window "
-                           "cost more than regression_fast_margin over fair (a failing "
-                           "window usually means a new workload) or fair last ran more than "
-                           "regression_fresh ago, swap to the fair scheduler instead: it is "
-                           "safe, and it measures the present workload, so the next pick can "
-                           "be judged against it")
+    reanchor: bool = Field(True, description="a swap from one non-fair scheduler to "
+                           "another goes to the fair scheduler instead; the policy may move "
+                           "on after min_dwell.  Fair is safe, and its windows of the present "
+                           "workload are what the next pick is judged against (a failing "
+                           "window usually means a new workload)")
     quarantine: float = Field(900.0, ge=0.0, le=86400.0, json_schema_extra=unit("s"),
-                              description="a scheduler the regression guard removed is "
-                              "refused for this long (0 = never): the policy cannot put "
-                              "straight back what just failed")
+                              description="a scheduler the regression guard removed (that "
+                              "scheduler with those parameters) is refused for this long (0 = "
+                              "never): the policy cannot put straight back what just failed")
     panic_failures: int = Field(3, ge=1, le=100, json_schema_extra=unit("failures"),
                                 description="consecutive actuator failures that force the "
                                 "fair scheduler and freeze")

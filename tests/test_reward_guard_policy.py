@@ -338,7 +338,9 @@ def test_reanchor_leaves_a_failing_scheduler_for_fair_not_another_guess():
     fine = guard(min_dwell=0.0, regression_windows=6)
     fine.on_swap(0.0, True, left=FAIR)
     fine.record_cost(0.1)
-    assert fine.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
+    v = fine.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0)   # even then: through fair
+    assert v.apply == FAIR and "every pick starts from fair" in v.events[0].detail
+    assert fine.review(FAIR, SIMPLE, FAIR, now=5.0, baseline=0.0).events == ()
     off = guard(min_dwell=0.0, regression_windows=6, reanchor=False)
     off.record_cost(2.0)
     assert off.review(QMAP, SIMPLE, FAIR, now=5.0, baseline=0.0).apply == QMAP
