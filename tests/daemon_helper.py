@@ -103,10 +103,14 @@ warmup_windows = 0
 swaps_per_hour = 100
 # Every fake scheduler is the host's fair scheduler underneath, on a host whose load the
 # test suite itself changes: a regression judged here would be noise, so the guard's
-# regression paths stay out of these tests (tests/test_reward_guard_policy.py covers them).
+# regression paths, quarantine and re-anchoring (which would put fair between two fake
+# schedulers these tests swap between) stay out of them; tests/test_reward_guard_policy.py
+# and the replay benchmark cover them.
 regression_windows = 1000
 regression_fast_margin = 100.0
 regression_z = 0.0
+reanchor = false
+quarantine = 0.0
 [actuator]
 search_path = ["{tmp}/bin"]
 start_timeout = 5.0

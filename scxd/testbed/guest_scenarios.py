@@ -436,11 +436,14 @@ min_dwell = 0.0
 warmup_windows = 0
 # These scenarios prove actuation, recovery and journaling on real schedulers with 1 s
 # windows and no workload: the regression guard would judge idle noise and quarantine the
-# scheduler a scenario waits for.  Its rules are proven on recorded test-bed windows
-# (scxd replay bench) and in tests/test_reward_guard_policy.py.
+# scheduler a scenario waits for, and re-anchoring would put fair between the schedulers a
+# scenario swaps between.  These rules are proven on recorded test-bed windows (scxd
+# replay bench) and in tests/test_reward_guard_policy.py.
 regression_windows = 1000
 regression_fast_margin = 100.0
 regression_z = 0.0
+reanchor = false
+quarantine = 0.0
 [actuator]
 search_path = {search_path}
 start_timeout = 15.0
