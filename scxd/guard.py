@@ -328,7 +328,7 @@ class Guard:
             events.append(self._event(GuardEventKind.REGRESSION,
                                       f"{current.label()} → fair: {evidence}"))
             # Even when the yardstick may be stale (a workload change since fair ran): held-out
-            # workloads in the replay benchmark lost 2-3x more when only fresh verdicts
+            # workloads in the replay benchmark lost 1.6-2.4x more when only fresh verdicts
             # quarantined, and a wrong quarantine costs only time on fair.
             if self.cfg.quarantine > 0:
                 self.quarantined = [q for q in self.quarantined if not q[0].same_as(current)]
