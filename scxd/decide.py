@@ -60,7 +60,8 @@ class DecisionPath:
         by_policy = verdict.policy_draw and executed.same_as(image)
         key = arm_key(executed)
         moves = {}
-        if by_policy:
+        # Only a refusal (quarantine) or a redirect (re-anchor) maps a draw elsewhere.
+        if by_policy and (verdict.refused or verdict.redirect_to is not None):
             for k in decision.distribution:
                 i = self.arms.index(k) if k in self.arms else None
                 runs_as = arm_key(verdict.image(self.arms[i].action)) if i is not None else k

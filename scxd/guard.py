@@ -213,6 +213,10 @@ class Guard:
         while len(self.scored_costs) > self.cfg.regression_windows:
             self.scored_costs.popleft()
 
+    def gross(self, cost: float, baseline: float) -> bool:
+        """A window that costs more than the fair baseline by the fast margin."""
+        return cost - baseline > math.log1p(self.cfg.regression_fast_margin)
+
     def regressed(self, baseline: float | None, fair_costs: Sequence[float] = (),
                   now: float | None = None) -> str:
         """Non-empty (the evidence) when the current scheduler is measurably worse.
@@ -220,8 +224,7 @@ class Guard:
         if baseline is None:
             return ""
         fast = list(self.fast_costs)[-self.cfg.regression_fast_windows:]
-        if len(fast) == self.cfg.regression_fast_windows and \
-                min(fast) - baseline > math.log1p(self.cfg.regression_fast_margin):
+        if len(fast) == self.cfg.regression_fast_windows and self.gross(min(fast), baseline):
             return (f"each of the last {len(fast)} windows costs ≥ {min(fast):.3f} vs fair "
                     f"baseline {baseline:.3f}: ×{math.exp(min(fast) - baseline):.2f} worse "
                     f"(fast margin {self.cfg.regression_fast_margin:.0%})")
@@ -257,12 +260,10 @@ class Guard:
             return ""
         cur, ref = statistics.median(costs), statistics.median(fair_costs)
         diff = cur - ref
-        if diff <= math.log1p(self.cfg.regression_min_margin):
+        if diff <= math.log1p(self.cfg.regression_min_margin) or self.unsettled(fair_costs):
             return ""
         spread = 1.4826 * statistics.median([abs(c - cur) for c in costs] +
                                             [abs(c - ref) for c in fair_costs])
-        if self.unsettled(fair_costs):
-            return ""
         se = 1.2533 * spread * math.sqrt(1 / len(costs) + 1 / len(fair_costs))
         z = diff / se if se > 0 else math.inf
         if z <= self.cfg.regression_z:
@@ -379,8 +380,7 @@ class Guard:
         if not self.cfg.reanchor:
             return ""
         last = self.fast_costs[-1] if self.fast_costs else None
-        if baseline is not None and last is not None and \
-                last - baseline > math.log1p(self.cfg.regression_fast_margin):
+        if baseline is not None and last is not None and self.gross(last, baseline):
             return (f"its last window cost {last:.3f} vs fair baseline {baseline:.3f} "
                     f"(×{math.exp(last - baseline):.2f})")
         if not self.fair_costs_fresh(now):

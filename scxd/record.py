@@ -96,8 +96,9 @@ def composite_distribution(policy_distribution: Mapping[str, float], executed: s
     point mass on what the guard held or forced."""
     if by_policy and executed in policy_distribution:
         dist = {k: 0.0 for k in policy_distribution}
+        moves = moves or {}
         for k, v in policy_distribution.items():
-            target = (moves or {}).get(k, k)
+            target = moves.get(k, k)
             dist[target] = dist.get(target, 0.0) + float(v)
         return dist
     return {executed: 1.0}
