@@ -65,7 +65,7 @@ def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[n
     rng = np.random.default_rng(0)
     current, current_key = eligible[0], arms[0].key
     dec, upd = [], []
-    prev_ctx, prev_choice = None, None
+    prev_ctx, prev_choice, prev_running = None, None, current_key
     for i in range(steps + 200):
         x = contexts[i % len(contexts)]
         fv = FeatureVector("bench", 1, x, ())
@@ -75,12 +75,15 @@ def time_policy(name: str, arms: ArmSet, probed: ProbedCatalog, contexts: list[n
         if prev_ctx is not None:
             pol.update(Transition(prev_ctx, "bench", 1, prev_choice.key, prev_choice.propensity,
                                   float(rng.normal(0, 0.3)), 0.0, {}, False,
-                                  previous=current_key))
+                                  previous=prev_running))
         t2 = time.perf_counter()
         if i >= 200:   # warm-up: first allocations, torch's lazy init
             dec.append(t1 - t0)
             upd.append(t2 - t1)
-        prev_ctx, prev_choice, current, current_key = x, d, d.action, d.key
+        # As in the daemon, a transition's ``previous`` is the arm that ran when its
+        # decision was made.
+        prev_ctx, prev_choice, prev_running = x, d, current_key
+        current, current_key = d.action, d.key
     return np.array(dec), np.array(upd)
 
 

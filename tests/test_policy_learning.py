@@ -431,3 +431,69 @@ def test_network_warm_start_imitates_each_workloads_best_arm():
 
     imitated, plain = best_arm_probability(3.0), best_arm_probability(0.0)
     assert all(i > 0.5 and i > p for i, p in zip(imitated, plain, strict=True))
+
+
+def test_network_adam_is_the_textbook_update():
+    """The network's Adam (torch's fused kernel, called without torch.optim) is Kingma & Ba's
+    update with bias correction, step counts per parameter; a parameter without a gradient
+    in a step is left alone and its count does not advance."""
+    torch = pytest.importorskip("torch")
+    from scxd.policy.network import Adam
+
+    rng = np.random.default_rng(0)
+    shapes = [(3, 4), (4,)]
+    params = [torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes]
+    ref = [p.numpy().astype(np.float64).copy() for p in params]
+    m = [np.zeros(s) for s in shapes]
+    v = [np.zeros(s) for s in shapes]
+    t = [0, 0]
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    opt = Adam(params, lr=lr, betas=(b1, b2), eps=eps)
+    for step in range(6):
+        opt.zero_grad()
+        for i, p in enumerate(params):
+            if step == 3 and i == 1:
+                continue           # no gradient for this one in step 3
+            g = rng.normal(size=shapes[i])
+            p.grad = torch.tensor(g, dtype=torch.float32)
+            t[i] += 1
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            mhat, vhat = m[i] / (1 - b1 ** t[i]), v[i] / (1 - b2 ** t[i])
+            ref[i] = ref[i] - lr * mhat / (np.sqrt(vhat) + eps)
+        opt.step()
+    for p, r in zip(params, ref, strict=True):
+        np.testing.assert_allclose(p.numpy(), r, rtol=1e-5, atol=1e-6)
+    assert [float(s) for s in opt.steps] == [6.0, 5.0]
+
+
+def test_network_change_test_uses_the_critic_values_of_the_decision():
+    """The residual test reads the critic's values cached when the window's arm was chosen
+    (keyed by the raw context and the running arm — the scaler moves in between), so an
+    update evaluates no second forward pass."""
+    pytest.importorskip("torch")
+    from scxd.record import Transition
+
+    cfg = PolicyConfig.model_validate({"name": "network", "pretrained": "none"})
+    p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    rng = np.random.default_rng(0)
+    eligible = bh.ARMS.actions()
+    calls = []
+    forward = p._forward
+    p._forward = lambda x: (calls.append(1), forward(x))[1]
+    running = eligible[0]
+    prev = None
+    for _ in range(5):
+        values = bh.context(rng, 0)
+        d = p.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, values, ()), eligible, running)
+        if prev is not None:
+            ctx, choice, ran = prev
+            p.update(Transition(ctx, SCHEMA_NAME, SCHEMA_VERSION, choice.key,
+                                choice.propensity, 0.1, -0.1, {}, False, previous=arm_key(ran)))
+        prev = (values.copy(), d, running)
+        running = d.action
+    assert len(calls) == 5         # one per decision, none per update
+    # A transition decided elsewhere (not among the recent decisions) is evaluated afresh.
+    p.update(Transition(bh.context(rng, 1), SCHEMA_NAME, SCHEMA_VERSION, prev[1].key,
+                        0.5, 0.1, -0.1, {}, False, previous=arm_key(prev[2])))
+    assert len(calls) == 6
