@@ -191,8 +191,14 @@ def test_outcome_best_judges_by_the_headline_the_table_was_built_with(log, table
     assert set(best) == set(table.workloads)
     mixed = table.workloads.index("mixed")
     assert best["mixed"] == table.arms.fair_index() and not table.higher_is_better[mixed]
-    arms = SimpleNamespace(by_label={"a": SimpleNamespace(index=0),
-                                     "b": SimpleNamespace(index=1)}.get)
+    class TwoArms:                     # what outcome_best reads of an arm set
+        by_label = staticmethod({"a": SimpleNamespace(index=0),
+                                 "b": SimpleNamespace(index=1)}.get)
+
+        def __len__(self) -> int:
+            return 2
+
+    arms = TwoArms()
     runs = [{"workload": "llm", "repeat": 0, "arm": "a", "outcome": {"p99_ms": 9.0}},
             {"workload": "llm", "repeat": 0, "arm": "b", "outcome": {"p99_ms": 4.0}},
             {"workload": "llm", "repeat": 5, "arm": "a", "outcome": {"p99_ms": 1.0}}]

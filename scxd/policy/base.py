@@ -98,7 +98,8 @@ class OfflineData:
     """Logged transitions for offline training (arrays aligned on the first axis).
 
     ``groups`` names the workload (scenario) of each transition where the log knows it;
-    ``outcome_best`` maps a group to the arm its own outcome ranks best (datasets only)."""
+    ``outcome_best`` maps a group to the arm its own outcome ranks best, ``outcome_loss`` to
+    each arm's outcome loss there as a fraction, NaN where not run (datasets only)."""
 
     contexts: np.ndarray            # (n, n_features) raw feature vectors
     arms: np.ndarray                # (n,) arm indices
@@ -108,6 +109,7 @@ class OfflineData:
     swapped: np.ndarray | None = None
     context_arms: np.ndarray | None = None   # (n,) arm running when the context was measured
     outcome_best: dict[str, int] = field(default_factory=dict)
+    outcome_loss: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.arms)

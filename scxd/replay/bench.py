@@ -60,6 +60,7 @@ from scxd.replay.simulate import (
     loss_pct,
     manifest_of,
     offline_data,
+    outcome_losses,
     schedule,
     simulate,
 )
@@ -168,23 +169,9 @@ def hindsight_arm(table: Table) -> int:
 def outcome_best(log, repeats: Sequence[int], table: Table,
                  manifest: dict[str, Any] | None = None) -> dict[str, int]:
     """Each workload's outcome-best arm judged on the *training* repeats only, by the
-    headline the table was built with (scxd's declaration, else the dataset manifest's)."""
-    from scxd.replay.simulate import headline_value
-
-    best: dict[str, int] = {}
-    for w, higher_is_better in zip(table.workloads, table.higher_is_better, strict=True):
-        vals: dict[int, list[float]] = {}
-        for run in log.runs:
-            if run.get("workload") != w or run.get("repeat") not in repeats:
-                continue
-            arm = table.arms.by_label(run.get("arm", ""))
-            v = headline_value(w, run.get("outcome"), manifest)
-            if arm is not None and v is not None:
-                vals.setdefault(arm.index, []).append(v)
-        if vals:
-            means = {a: float(np.mean(v)) for a, v in vals.items()}
-            best[w] = (max if higher_is_better else min)(means, key=lambda k: means[k])
-    return best
+    workload's declared headline (scxd's declaration, else the dataset manifest's)."""
+    losses = outcome_losses(log, repeats, table.arms, table.workloads, manifest)
+    return {w: int(np.nanargmin(row)) for w, row in losses.items()}
 
 
 def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, seeds: int = 10,
@@ -225,7 +212,9 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
     data = None
     if pretrain != "none" and train:
         data = offline_data(log, train, objective, table.arms, trained_on, 4, seed=0,
-                            outcome_best=outcome_best(log, train, table, manifest))
+                            outcome_best=outcome_best(log, train, table, manifest),
+                            outcome_loss=outcome_losses(log, train, table.arms, trained_on,
+                                                        manifest))
     plans = [schedule(evaluated, windows, np.random.default_rng(1000 + s)) for s in range(seeds)]
     result: dict[str, Any] = {"policies": {}, "per_seed": {}, "timing": {}, "_traces": {}}
     for name in names:

@@ -24,7 +24,7 @@ from scxd.policy import registry
 from scxd.policy.base import PolicyEnv
 from scxd.replay.bench import default_eval_repeats, probed_for
 from scxd.replay.logs import LogError, load_logs
-from scxd.replay.simulate import offline_data
+from scxd.replay.simulate import manifest_of, offline_data, outcome_losses
 from scxd.reward import OBJECTIVES
 
 
@@ -35,7 +35,10 @@ def pretrain(datasets: list[str], policy: str, objective: str, out: Path,
     train = [r for r in repeats if r not in default_eval_repeats(repeats)]
     if not train:
         raise ValueError(f"{datasets}: only {len(repeats)} repeat(s): none left to train on")
-    data = offline_data(log, train, objective, log.arms, log.workloads(), 4, seed)
+    manifest = manifest_of(datasets)
+    data = offline_data(log, train, objective, log.arms, log.workloads(), 4, seed,
+                        outcome_loss=outcome_losses(log, train, log.arms, log.workloads(),
+                                                    manifest))
     cfg = PolicyConfig(name=policy, pretrained="none", objective=objective)
     env = PolicyEnv(log.arms, seed=seed, probed=probed_for(log.arms),
                     schema=log.schema, schema_version=log.feature_version,

@@ -187,7 +187,8 @@ def fair_reference(records: Iterable[WindowRecord]) -> dict[str, float]:
 
 def offline_data(log: ReplayLog, repeats: Sequence[int], objective: str, table_arms: ArmSet,
                  workloads: Sequence[str], contexts_per_window: int, seed: int,
-                 outcome_best: Mapping[str, int] | None = None) -> OfflineData:
+                 outcome_best: Mapping[str, int] | None = None,
+                 outcome_loss: Mapping[str, np.ndarray] | None = None) -> OfflineData:
     """Training transitions from the training repeats, as the counterfactual table allows:
     every scored window of (workload, arm, repeat) — its cost against the fair reference of
     the same workload and repeat — is paired with ``contexts_per_window`` context windows
@@ -222,7 +223,37 @@ def offline_data(log: ReplayLog, repeats: Sequence[int], objective: str, table_a
         raise ValueError(f"no training windows in repeats {list(repeats)}")
     return OfflineData(np.asarray(xs, dtype=np.float64), np.asarray(arms), np.asarray(rewards),
                        np.asarray(props), np.asarray(groups), np.asarray(swapped),
-                       np.asarray(ctx_arms), dict(outcome_best or {}))
+                       np.asarray(ctx_arms), dict(outcome_best or {}), dict(outcome_loss or {}))
+
+
+def outcome_losses(log: ReplayLog, repeats: Sequence[int], arms: ArmSet,
+                   workloads: Sequence[str], manifest: Mapping[str, Any] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Per workload, each arm's outcome loss (a fraction: 0.5 = 50 % worse) against that
+    workload's outcome-best arm, from the mean headline figure of the runs in ``repeats``;
+    NaN for an arm never run there.  Workloads without a declared headline are left out."""
+    out: dict[str, np.ndarray] = {}
+    for w in workloads:
+        h = headline(w, manifest)
+        if h is None:
+            continue
+        vals: dict[int, list[float]] = defaultdict(list)
+        for run in log.runs:
+            if run.get("workload") != w or run.get("repeat") not in repeats:
+                continue
+            arm = arms.by_label(run.get("arm", ""))
+            v = headline_value(w, run.get("outcome"), manifest)
+            if arm is not None and v is not None:
+                vals[arm.index].append(v)
+        if not vals:
+            continue
+        means = {a: float(np.mean(v)) for a, v in vals.items()}
+        best = (max if h[1] else min)(means.values())
+        row = np.full(len(arms), np.nan)
+        for a, m in means.items():
+            row[a] = loss_pct(m, best, h[1]) / 100.0
+        out[w] = row
+    return out
 
 
 def schedule(workloads: Sequence[str], windows: int, rng: np.random.Generator,
