@@ -364,21 +364,25 @@ def test_asa_checkpoint_carries_to_another_arm_set_by_key(tmp_path):
 def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path):
     """scxd/policy/pretrained/asa.npz is what `python -m scxd.replay.pretrain --policy asa
     --dataset data/testbed` makes (the benchmark's asa: training repeats 0-1 only), and a
-    daemon with no state of its own starts from it."""
+    daemon with no state of its own starts from it, with its risk model."""
+    from scxd.replay.logs import load_logs
     from scxd.replay.pretrain import pretrain
     shipped = load(registry.PRETRAINED_DIR / "asa.npz")
     assert shipped.meta["policy"] == "asa" and shipped.meta["feature_version"] == SCHEMA_VERSION
     pretrain(["data/testbed"], "asa", "balanced", tmp_path / "asa.npz")
     again = load(tmp_path / "asa.npz")
     assert again.meta["arm_keys"] == shipped.meta["arm_keys"]
-    np.testing.assert_allclose(again.arrays["weights"], shipped.arrays["weights"], atol=1e-9)
+    for name in ("weights", "risk", "workload_weights"):
+        np.testing.assert_allclose(again.arrays[name], shipped.arrays[name], atol=1e-9)
+    assert shipped.meta["extra"]["risk_workloads"] == sorted(
+        {r.tags["workload"] for r in load_logs(datasets=["data/testbed"]).records})
     cfg = PolicyConfig(name="asa")
     p = registry.make_policy(cfg, PolicyEnv(ArmSet.from_keys(shipped.meta["arm_keys"]),
                                             probed=ProbedCatalog(CAT, {
                                                 s.name: Availability(s.name, True)
                                                 for s in CAT})))
     assert "state from pretrained" in registry.restore(p, cfg, tmp_path / "empty")
-    assert p.trained and p.known.all()
+    assert p.trained and p.known.all() and p.risk.shape[1] == len(p.risk_workloads) > 0
 
 
 def test_a_checkpoint_that_fits_nothing_falls_through_to_the_shipped_model(tmp_path):
@@ -497,3 +501,99 @@ def test_network_change_test_uses_the_critic_values_of_the_decision():
     p.update(Transition(bh.context(rng, 1), SCHEMA_NAME, SCHEMA_VERSION, prev[1].key,
                         0.5, 0.1, -0.1, {}, False, previous=arm_key(prev[2])))
     assert len(calls) == 6
+
+
+def risky_log(rng: np.random.Generator) -> OfflineData:
+    """The synthetic bandit's two workloads, with outcome losses: arm 2 (w0's best by
+    reward) is 5× worse than the best on w1, where fair is best; fair loses 30 % on w0."""
+    data = two_workload_log(600, 0.1, rng)
+    data.outcome_loss = {"w0": np.array([0.3, 0.2, 0.0, 0.4, 0.3]),
+                         "w1": np.array([0.0, 0.5, 5.0, 0.2, np.nan])}
+    return data
+
+
+def between(rng: np.random.Generator, share_of_w1: float) -> np.ndarray:
+    """A window of neither training workload: its features part way from w0 to w1."""
+    return (1 - share_of_w1) * bh.context(rng, 0) + share_of_w1 * bh.context(rng, 1)
+
+
+def test_asa_risk_check_runs_fair_when_the_pick_may_be_catastrophic():
+    """Where the window is clearly w0, the voted arm 2 runs; where the window might be w1
+    (on which arm 2 is catastrophic) the Bayes decision between the voted arm and fair
+    falls to fair, and the reason says why; without the risk check the vote stands."""
+    rng = np.random.default_rng(0)
+    data = risky_log(rng)
+
+    def policy(risk_check: bool):
+        cfg = PolicyConfig.model_validate({"name": "asa", "pretrained": "none",
+                                           "asa": {"risk_check": risk_check}})
+        p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+        p.pretrain(data)
+        return p
+
+    checked, plain = policy(True), policy(False)
+    assert checked.risk_workloads == ["w0", "w1"]
+    # The never-run arm 4 on w1 is assumed as bad as w1's worst arm.
+    assert checked.risk[4, 1] == 5.0 and checked.risk[2, 0] == 0.0
+    fv = FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, bh.context(rng, 0), ())
+    assert bh.ARMS.find(checked.decide(fv, bh.ARMS.actions()).action).index == 2
+    x = between(rng, 0.45)
+    posterior, expected = checked.expected_loss(checked.features(x))
+    assert posterior[1] > 0.1 and expected[2] > expected[0]    # the case the check is for
+    fv = FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, x, ())
+    vetoed = checked.decide(fv, bh.ARMS.actions())
+    assert vetoed.action.is_fair and "risk check" in vetoed.reason
+    assert "w1" in vetoed.reason and vetoed.distribution[arm_key(vetoed.action)] == 1.0
+    voted = plain.decide(fv, bh.ARMS.actions())
+    assert bh.ARMS.find(voted.action).index == 2 and "risk check" not in voted.reason
+
+
+def test_asa_risk_model_carries_by_arm_key_and_old_checkpoints_still_load(tmp_path):
+    """The loss table is per arm: a daemon with other arms keeps each known arm's row by
+    key.  An asa-2 checkpoint (no risk model) loads with the check off."""
+    rng = np.random.default_rng(0)
+    p = registry.make_policy(PolicyConfig(name="asa", pretrained="none"),
+                             PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    p.pretrain(risky_log(rng))
+    meta, arrays = p.state()
+    other = ArmSet.from_labels(bh.CAT, ["scx_simple -f", "scx_qmap -b 8", "fair"])
+    q = registry.make_policy(PolicyConfig(name="asa"),
+                             PolicyEnv(other, seed=0, probed=bh.PROBED))
+    q.load_state(meta, arrays)
+    np.testing.assert_array_equal(q.risk[0], p.risk[2])
+    np.testing.assert_array_equal(q.risk[2], p.risk[0])
+    assert q.risk_workloads == ["w0", "w1"] and q.workload_weights.shape[0] == 2
+    d = q.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
+                 other.actions())
+    assert d.action.is_fair and "risk check" in d.reason
+    old = {k: v for k, v in arrays.items() if k not in ("risk", "workload_weights")}
+    old_meta = {**meta, "extra": {"trained": True}}
+    r = registry.make_policy(PolicyConfig(name="asa"),
+                             PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    assert "5 of 5 arms carried over" in r.load_state(old_meta, old)
+    assert r.risk.shape == (5, 0) and r.trained
+    d = r.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
+                 bh.ARMS.actions())
+    assert "risk check" not in d.reason
+
+
+def test_the_fair_arm_carries_over_whatever_its_machines_tunables():
+    """A machine's plain fair arm spells its own tunable values (base_slice_ns scales with
+    the CPU count), so a model recorded elsewhere names fair differently: the checkpoint's
+    first fair arm stands for this machine's, and asa's risk check keeps working."""
+    rng = np.random.default_rng(0)
+    p = registry.make_policy(PolicyConfig(name="asa", pretrained="none"),
+                             PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+    p.pretrain(risky_log(rng))
+    meta, arrays = p.state()
+    here = [bh.ARMS.keys()[0].replace("base_slice_ns=3000000", "base_slice_ns=1400000"),
+            *bh.ARMS.keys()[1:]]
+    arms = ArmSet.from_keys(here, ["fair", *bh.LABELS[1:]])
+    q = registry.make_policy(PolicyConfig(name="asa"), PolicyEnv(arms, seed=0,
+                                                                 probed=bh.PROBED))
+    assert "5 of 5 arms carried over" in q.load_state(meta, arrays)
+    assert q.known.all()
+    np.testing.assert_array_equal(q.risk[0], p.risk[0])
+    d = q.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
+                 arms.actions())
+    assert d.action.is_fair and "risk check" in d.reason

@@ -6,6 +6,17 @@ the workload's own outcome where the dataset recorded it) — by ``members`` bag
 multinomial logistic regressions (numpy, L2, full-batch gradient descent).  At run time the
 members vote; when the winning share is below ``min_confidence`` the arm chosen last is kept
 (AutoSA's minimum confidence).  It does not learn online: that is the point of the peer.
+
+**Risk check** (``risk_check``, scxd's addition).  A classifier of arms answers "which arm
+is best for the training workload this window resembles" and nothing about what happens if
+the resemblance is wrong — and on a workload it was not trained on, a pick that is best for
+a throughput workload can make a latency test 19× slower.  So a second bagged classifier
+gives p(w | x), the probability that the window belongs to each training workload w, and
+the voted arm runs only when its expected outcome loss Σ_w p(w | x)·loss(w, arm) is no
+larger than the fair scheduler's; otherwise fair runs.  loss(w, arm) is the dataset's own
+outcome table (the workload's headline figure against its best arm, training repeats
+only), or the mean-reward regret where a dataset recorded no outcomes.  No threshold is
+tuned: the rule is the Bayes decision between the two arms.
 """
 
 from __future__ import annotations
@@ -42,18 +53,24 @@ def softmax_regression(x: np.ndarray, y: np.ndarray, k: int, rng: np.random.Gene
 
 class ASAPolicy(Learner):
     name = "asa"
-    version = "asa-2"
+    version = "asa-3"
     mode = "vote"
     # Arm first, so a checkpoint made on another arm set (the dataset's arms, the daemon's
     # catalog) is carried over by arm key; ``known`` marks the arms a model was trained on:
     # an arm it never saw has no score and is never voted for.
-    per_arm = ("weights", "known")
+    # ``risk``: each arm's outcome loss on each training workload (arms × workloads);
+    # ``workload_weights``: the workload classifier (workloads × members × features).
+    per_arm = ("weights", "known", "risk")
+    shared = ("workload_weights",)
 
     def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
         super().__init__(env, cfg)
         self.c = cfg.asa
         self.weights = np.zeros((self.k, self.c.members, env.n_features + 1))
         self.known = np.zeros(self.k, dtype=bool)
+        self.risk = np.zeros((self.k, 0))
+        self.workload_weights = np.zeros((0, self.c.members, env.n_features + 1))
+        self.risk_workloads: list[str] = []
         self.trained = False
         self.last: int | None = None
 
@@ -73,6 +90,57 @@ class ASAPolicy(Learner):
         self.known[:] = True
         self.trained = True
         self.updates += len(y)
+        self.fit_risk(data, x, data.groups[keep])
+
+    def fit_risk(self, data: OfflineData, x: np.ndarray, groups: np.ndarray) -> None:
+        """The risk check's model: the workload classifier and the loss table."""
+        names = sorted({str(g) for g in groups})
+        index = {g: i for i, g in enumerate(names)}
+        y = np.array([index[str(g)] for g in groups])
+        self.workload_weights = np.zeros((len(names), self.c.members, x.shape[1]))
+        for m in range(self.c.members):
+            idx = self.rng.integers(0, len(y), len(y)) if self.c.members > 1 else \
+                np.arange(len(y))
+            self.workload_weights[:, m] = softmax_regression(x[idx], y[idx], len(names),
+                                                             self.rng)
+        if all(g in data.outcome_loss for g in names):
+            loss = np.stack([np.asarray(data.outcome_loss[g], dtype=float) for g in names])
+        else:   # no outcomes recorded: the regret of each arm's mean reward
+            loss = np.full((len(names), self.k), np.nan)
+            for g in names:
+                sel = data.groups == g
+                for a in np.unique(data.arms[sel]):
+                    loss[index[g], a] = -data.rewards[sel & (data.arms == a)].mean()
+            loss -= np.nanmin(loss, axis=1, keepdims=True)
+        # An arm never run on a workload is assumed as bad there as its worst arm.
+        worst = np.nanmax(loss, axis=1, keepdims=True)
+        self.risk = np.where(np.isnan(loss), worst, loss).T.copy()
+        self.risk_workloads = names
+
+    def expected_loss(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p(training workload | x), expected outcome loss of every arm)."""
+        z = np.einsum("gmd,d->mg", self.workload_weights, x)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        posterior = p.mean(axis=0)
+        return posterior, self.risk @ posterior
+
+    def risk_veto(self, x: np.ndarray, chosen: int, mask: np.ndarray) -> str:
+        """Why the voted arm must give way to the fair scheduler ('' = it need not)."""
+        fair = self.arms.fair_index()
+        if (not self.c.risk_check or self.risk.shape[1] == 0 or fair is None or
+                chosen == fair or not mask[fair] or not self.known[fair]):
+            return ""
+        posterior, expected = self.expected_loss(x)
+        if expected[chosen] <= expected[fair]:
+            return ""
+        like = ", ".join(f"{self.risk_workloads[g]} {posterior[g]:.0%}"
+                         for g in np.argsort(posterior)[::-1][:3]
+                         if g < len(self.risk_workloads))
+        return (f"risk check: {self.arms[chosen].label} expects outcome loss "
+                f"{expected[chosen]:.0%} vs fair's {expected[fair]:.0%} (window resembles "
+                f"{like})")
 
     def labels(self, data: OfflineData) -> dict[str, int]:
         """Each workload's best arm: by the workload's outcome, or by mean reward."""
@@ -96,6 +164,10 @@ class ASAPolicy(Learner):
         if share[best] < self.c.min_confidence and self.last is not None and mask[self.last]:
             chosen = self.last
             reason += f" < {self.c.min_confidence:.0%}: keeping {self.arms[chosen].label}"
+        veto = self.risk_veto(x, chosen, mask)
+        if veto:
+            chosen = self.arms.fair_index()  # type: ignore[assignment]  (risk_veto checked)
+            reason += f"; {veto}"
         self.last = chosen
         probs = ex.with_floor(np.eye(self.k)[chosen], mask, self.c.p_min)
         return probs, {"values": share, "mode": "vote", "reason": reason}
@@ -104,7 +176,21 @@ class ASAPolicy(Learner):
         """Offline only: online transitions are not learnt."""
 
     def extra_state(self) -> dict[str, Any]:
-        return {"trained": self.trained}
+        return {"trained": self.trained, "risk_workloads": self.risk_workloads}
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+        # The risk model's width is the number of training workloads: take the
+        # checkpoint's before the arrays are carried over (an asa-2 one has none).
+        workloads = np.asarray(arrays.get("workload_weights", self.workload_weights))
+        if workloads.ndim == 3 and workloads.shape[1:] == self.workload_weights.shape[1:]:
+            self.risk = np.zeros((self.k, workloads.shape[0]))
+            self.workload_weights = np.zeros_like(workloads)
+        return super().load_state(meta, arrays)
 
     def load_extra_state(self, meta: dict[str, Any]) -> None:
         self.trained = bool(meta.get("trained", False))
+        self.risk_workloads = [str(w) for w in meta.get("risk_workloads") or []]
+        if len(self.risk_workloads) != self.risk.shape[1]:   # no usable risk model
+            self.risk = np.zeros((self.k, 0))
+            self.workload_weights = self.workload_weights[:0]
+            self.risk_workloads = []

@@ -87,6 +87,10 @@ class ASAConfig(LearnerSection):
     label: Literal["cost", "outcome"] = Field(
         "cost", description="what makes an arm the best for a training window: its mean "
         "cost under the objective, or the workload's own outcome where recorded")
+    risk_check: bool = Field(True, description="the voted arm runs only if its expected "
+                             "outcome loss, over the training workloads weighted by how much "
+                             "the window resembles each (a second bagged classifier), is no "
+                             "larger than the fair scheduler's; else fair runs")
 
 
 class VWConfig(LearnerSection):
