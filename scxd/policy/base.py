@@ -264,6 +264,15 @@ class Learner:
         old_keys = list(meta.get("arm_keys") or [])
         pos = {k: i for i, k in enumerate(old_keys)}
         carried = [(a.index, pos[a.key]) for a in self.arms if a.key in pos]
+        # The fair scheduler at a machine's own defaults is one arm everywhere, but its key
+        # spells that machine's tunable values (base_slice_ns scales with the CPU count):
+        # the checkpoint's first fair arm stands for this machine's first.
+        fair = self.arms.fair_index()
+        old_fair = next((i for i, k in enumerate(old_keys) if k.split(" ", 1)[0] == "fair"),
+                        None)
+        if fair is not None and old_fair is not None and \
+                all(new_i != fair and old_i != old_fair for new_i, old_i in carried):
+            carried.append((fair, old_fair))
         for name in self.per_arm:
             if name not in arrays:
                 continue
