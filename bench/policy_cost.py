@@ -4,8 +4,9 @@
 Part 1 (in process, torch on one thread): every registered policy (or ``--policies``)
 decides and learns ``--steps`` times on feature vectors replayed from the dataset, once over
 the dataset's arms and once over the daemon's arm set (every catalog scheduler available,
-``arm_space = "grid"``), each step exactly what ``scxd run`` does per window: decide on the
-features with the running arm, then update with the joined transition.  Prints p50 / p99 of
+``arm_space = "grid"`` and the arms of the policy's shipped model), each step exactly
+what ``scxd run`` does per window: decide on the features with the running arm, then update
+with the joined transition.  Prints p50 / p99 of
 decide, update and both, per policy, side by side.
 
 Part 2 (``--daemon-minutes`` > 0): ``scxd run`` in advisory mode on this host with
@@ -98,8 +99,12 @@ def part1(steps: int, policies: list[str], dataset: Path) -> None:
     present = {a.scheduler for a in log.arms}
     dataset_probed = ProbedCatalog(catalog, {s.name: Availability(s.name, s.name in present)
                                              for s in catalog})
-    sets = (("dataset", log.arms, dataset_probed),
-            ("daemon grid", ArmSet.from_catalog(everything, "grid"), everything))
+    def sets(name: str):
+        # The daemon's arm set: the grid plus the arms of the policy's shipped model.
+        daemon = ArmSet.from_catalog(everything, "grid",
+                                     registry.model_arm_keys(PolicyConfig(name=name)))
+        return (("dataset", log.arms, dataset_probed), ("daemon grid", daemon, everything))
+
     print(f"decide + update, {steps} steps after 200 warm-up, torch threads "
           f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(f"{'policy':14s} {'arms':>5s} {'decide p50':>10s} {'p99':>7s} {'update p50':>10s} "
@@ -108,7 +113,7 @@ def part1(steps: int, policies: list[str], dataset: Path) -> None:
         if registry.entry(name).available():
             print(f"{name:14s} skipped: {registry.entry(name).available()}")
             continue
-        for label, arms, probed in sets:
+        for label, arms, probed in sets(name):
             dec, upd = time_policy(name, arms, probed, contexts, steps)
             both = dec + upd
             print(f"{name:14s} {len(arms):5d} {1e3 * pct(dec, 50):10.3f} "

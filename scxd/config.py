@@ -97,6 +97,10 @@ class PolicyConfig(Section):
     arm_space: Literal["presets", "grid"] = Field(
         "grid", description="arms the policy chooses among: presets = every preset of every "
         "available scheduler; grid = also each explorable parameter along its declared grid")
+    model_arms: bool = Field(True, description="also offer every arm the policy's pretrained "
+                             "checkpoint was trained on that this machine can run (the "
+                             "recorded dataset's tuned combinations are not catalog presets; "
+                             "without them a shipped model knows few of the daemon's arms)")
     checkpoint_every: int = Field(60, ge=1, le=10**6, json_schema_extra=unit("windows"),
                                   description="learned state is saved (atomically, in "
                                   "state_dir/policy) every this many windows and at exit")

@@ -99,7 +99,8 @@ class Daemon:
             catalog, s.actuator.search_path, self.host,
             on_probe=lambda name: self.notifier.starting(f"probing {name}"))
         self.catalog = self.probed.catalog
-        self.arm_set = ArmSet.from_catalog(self.probed, s.policy.arm_space)
+        self.arm_set = ArmSet.from_catalog(self.probed, s.policy.arm_space,
+                                           policies.model_arm_keys(s.policy))
         self.arms = self.arm_set.actions()
         self.notifier.starting("loading the policy")
         try:

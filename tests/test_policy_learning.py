@@ -597,3 +597,28 @@ def test_the_fair_arm_carries_over_whatever_its_machines_tunables():
     d = q.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
                  arms.actions())
     assert d.action.is_fair and "risk check" in d.reason
+
+
+def test_model_arms_join_the_daemon_arm_set_and_carry_over():
+    """The dataset's tuned combinations are no catalog presets, and its keys were recorded
+    by loaders whose probe dropped parameters (scx_flash's tickless): the daemon offers the
+    shipped model's arms this machine can run, and every one of them carries its state."""
+    cfg = PolicyConfig(name="asa")
+    keys = registry.model_arm_keys(cfg)
+    assert len(keys) == 23
+    plain = ArmSet.from_catalog(ALL, "grid")
+    arms = ArmSet.from_catalog(ALL, "grid", keys)
+    assert plain.keys() == arms.keys()[:len(plain)] and len(arms) > len(plain)
+    assert sum(a.action.is_fair for a in arms) == sum(a.action.is_fair for a in plain)
+    p = registry.make_policy(cfg, PolicyEnv(arms, probed=ALL))
+    assert "23 of" in registry.restore(p, cfg, None) and p.known.sum() == 23
+    # Only what this machine can run: without scx_flash, no flash arm is added.
+    no_flash = ProbedCatalog(CAT, {s.name: Availability(s.name, s.name != "scx_flash")
+                                   for s in CAT})
+    assert not any(a.action.scheduler == "scx_flash"
+                   for a in ArmSet.from_catalog(no_flash, "grid", keys))
+    # A key naming a parameter this catalog does not know is skipped, not an error.
+    odd = ArmSet.from_catalog(ALL, "presets", ["scx_simple fifo=true warp=9"])
+    assert odd.keys() == ArmSet.from_catalog(ALL, "presets").keys()
+    assert registry.model_arm_keys(PolicyConfig(name="asa", model_arms=False)) == []
+    assert registry.model_arm_keys(PolicyConfig(name="fixed")) == []

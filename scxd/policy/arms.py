@@ -97,9 +97,11 @@ class ArmSet:
         return cls(actions)
 
     @classmethod
-    def from_catalog(cls, probed: ProbedCatalog, space: str = "grid") -> ArmSet:
+    def from_catalog(cls, probed: ProbedCatalog, space: str = "grid",
+                     extra_keys: Iterable[str] = ()) -> ArmSet:
         """The fair scheduler first, then per available, explorable scheduler its presets and
-        (``space="grid"``) its single-parameter grid deviations."""
+        (``space="grid"``) its single-parameter grid deviations; then every non-fair arm of
+        ``extra_keys`` (a pretrained model's arms) this machine can run."""
         if space not in SPACES:
             raise ArmSetError(f"unknown arm space {space!r} (known: {', '.join(SPACES)})")
         catalog = probed.catalog
@@ -118,6 +120,13 @@ class ArmSet:
                             actions.append(catalog.action(spec.name, {param.name: value}))
                         except CatalogError:
                             continue  # the value breaks a constraint with the defaults
+        for key in extra_keys:
+            action = resolve_key(catalog, key)
+            if action is None or action.is_fair:
+                continue   # fair is there already (at this machine's own tunables)
+            avail = probed.availability.get(action.scheduler)
+            if catalog.get(action.scheduler).explore and (avail is None or avail.available):
+                actions.append(action)
         return cls(actions)
 
     @classmethod
@@ -207,22 +216,41 @@ def action_from_label(catalog: Catalog, label: str) -> Action:
         raise ArmSetError(f"arm {label!r}: {exc}") from None
 
 
+def _action_of_key(catalog: Catalog, key: str) -> Action:
+    """The action ``key``'s values make in this catalog; parameters it does not name take
+    the catalog's defaults (raises CatalogError/ValueError)."""
+    name, *pairs = key.split()
+    spec = catalog.get(name)
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        pname, _, raw = pair.partition("=")
+        param = spec.param(pname)
+        values[pname] = raw if param.kind == "choice" else _parse(param.kind, raw)
+    return catalog.action(name, values)
+
+
 def action_from_key(catalog: Catalog, key: str) -> Action:
     """Inverse of :func:`arm_key` (raises ArmSetError naming the key)."""
-    name, *pairs = key.split()
     try:
-        spec = catalog.get(name)
-        values: dict[str, Any] = {}
-        for pair in pairs:
-            pname, _, raw = pair.partition("=")
-            param = spec.param(pname)
-            values[pname] = raw if param.kind == "choice" else _parse(param.kind, raw)
-        action = catalog.action(name, values)
-    except (CatalogError, ValueError) as exc:
+        action = _action_of_key(catalog, key)
+    except (CatalogError, ValueError, KeyError) as exc:
         raise ArmSetError(f"arm {key!r}: {exc}") from None
     if arm_key(action) != key:
         raise ArmSetError(f"arm {key!r}: this catalog resolves it to {arm_key(action)!r}")
     return action
+
+
+def resolve_key(catalog: Catalog, key: str) -> Action | None:
+    """The arm a key recorded on another machine names here, or None when this catalog
+    cannot express it (a parameter it does not know, a value or combination it refuses).
+    Parameters the key does not name take this catalog's defaults: the recording machine's
+    probe may have dropped one that this machine's scheduler has (scx_flash's
+    ``--tickless`` on the test bed's loaders), and the same arm then spells one more
+    parameter here."""
+    try:
+        return _action_of_key(catalog, key)
+    except (CatalogError, ValueError, KeyError):
+        return None
 
 
 def recorded_action(key: str, label: str) -> Action:

@@ -28,7 +28,7 @@ from scxd.catalog import Action
 from scxd.features import FEATURE_NAMES, SCHEMA_NAME, SCHEMA_VERSION, FeatureVector
 from scxd.policy import Decision
 from scxd.policy import explore as ex
-from scxd.policy.arms import ArmSet, arm_key
+from scxd.policy.arms import ArmSet, arm_key, resolve_key
 from scxd.probe import ProbedCatalog
 
 if TYPE_CHECKING:
@@ -259,9 +259,8 @@ class Learner:
                 "updates": self.updates, "extra": self.extra_state()}
         return meta, arrays
 
-    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
-        """Adopt a checkpoint's state; per-arm arrays by arm key.  Returns what was kept."""
-        old_keys = list(meta.get("arm_keys") or [])
+    def carry_map(self, old_keys: list[str]) -> list[tuple[int, int]]:
+        """(this arm set's index, the checkpoint's index) of every arm both know."""
         pos = {k: i for i, k in enumerate(old_keys)}
         carried = [(a.index, pos[a.key]) for a in self.arms if a.key in pos]
         # The fair scheduler at a machine's own defaults is one arm everywhere, but its key
@@ -273,6 +272,24 @@ class Learner:
         if fair is not None and old_fair is not None and \
                 all(new_i != fair and old_i != old_fair for new_i, old_i in carried):
             carried.append((fair, old_fair))
+        # A key recorded on another machine may spell fewer parameters (its probe dropped
+        # one): matched by the arm it names in this catalog.
+        if self.env.probed is not None and len(carried) < len(old_keys):
+            matched_new = {new_i for new_i, _ in carried}
+            matched_old = {old_i for _, old_i in carried}
+            for old_i, key in enumerate(old_keys):
+                if old_i in matched_old:
+                    continue
+                action = resolve_key(self.env.probed.catalog, key)
+                arm = self.arms.find(action) if action is not None else None
+                if arm is not None and arm.index not in matched_new:
+                    carried.append((arm.index, old_i))
+                    matched_new.add(arm.index)
+        return carried
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+        """Adopt a checkpoint's state; per-arm arrays by arm key.  Returns what was kept."""
+        carried = self.carry_map(list(meta.get("arm_keys") or []))
         for name in self.per_arm:
             if name not in arrays:
                 continue

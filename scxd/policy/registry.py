@@ -123,6 +123,22 @@ def pretrained_path(cfg: PolicyConfig) -> Path | None:
     return Path(cfg.pretrained)
 
 
+def model_arm_keys(cfg: PolicyConfig) -> list[str]:
+    """The arm keys of the pretrained checkpoint this policy would start from
+    (``policy.model_arms``): arms the daemon offers beside its catalog's.  [] when there is
+    none or it is unreadable (:func:`restore` then says why)."""
+    path = pretrained_path(cfg) if cfg.model_arms else None
+    if path is None or not path.exists():
+        return []
+    try:
+        ckpt = load(path)
+    except CheckpointError:
+        return []
+    if ckpt.meta.get("policy") != cfg.name:
+        return []
+    return [str(k) for k in ckpt.meta.get("arm_keys") or []]
+
+
 def restore(policy: Policy, cfg: PolicyConfig, state_dir: str | os.PathLike[str] | None
             ) -> str:
     """Load the newest usable state into ``policy``; returns one line saying what happened
