@@ -88,10 +88,12 @@ class PolicyConfig(Section):
     """Which policy decides, and what it optimises (each learner's own table follows)."""
 
     name: str = Field(
-        "fixed", description="the deciding policy, one of: " + ", ".join(POLICY_NAMES) +
-        " (fixed = always the configured scheduler; rule = documented threshold rule; "
+        "asa", description="the deciding policy, one of: " + ", ".join(POLICY_NAMES) +
+        " (asa = the classifier shipped trained on the test-bed dataset, with its risk "
+        "check; fixed = always the configured scheduler; rule = documented threshold rule; "
         "network = the torch policy-gradient learner).  The default is the winner of the "
-        "replay benchmark on the committed dataset (README \"The replay benchmark\")")
+        "replay benchmark on the committed dataset and of its held-out-workload sweep "
+        "(README \"The replay benchmark\")")
     seed: int = Field(-1, ge=-1, le=2**63 - 1, description="seed of the policy's random "
                       "generator (-1 = drawn from the OS and logged at start)")
     arm_space: Literal["presets", "grid"] = Field(
