@@ -386,21 +386,22 @@ def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path
 
 
 def test_a_checkpoint_that_fits_nothing_falls_through_to_the_shipped_model(tmp_path):
-    """An asa-1 checkpoint (weights members-first) left in the state directory by an older
-    scxd: nothing of it fits, so the daemon starts from the shipped model, not from zeros."""
+    """A network checkpoint of another shape (hidden width) left in the state directory by
+    an older configuration: nothing of it fits, so the daemon starts from the shipped
+    model, not from zeros."""
+    pytest.importorskip("torch")
     from scxd.policy.checkpoint import save as save_checkpoint
-    shipped = load(registry.PRETRAINED_DIR / "asa.npz")
-    old = dict(shipped.meta, version="asa-1")
-    w = shipped.arrays["weights"]
-    stale = {**shipped.arrays, "weights": np.swapaxes(w, 0, 1)}     # (members, arms, d)
-    save_checkpoint(registry.checkpoint_path(tmp_path, "asa"), old, stale)
-    cfg = PolicyConfig(name="asa")
-    env = PolicyEnv(ArmSet.from_keys(shipped.meta["arm_keys"]), probed=ProbedCatalog(CAT, {
-        s.name: Availability(s.name, True) for s in CAT}))
+    shipped = load(registry.PRETRAINED_DIR / "network.npz")
+    env = PolicyEnv(ArmSet.from_keys(shipped.meta["arm_keys"]), probed=ALL)
+    narrow = PolicyConfig.model_validate({"name": "network", "pretrained": "none",
+                                          "network": {"hidden": 16}})
+    meta, arrays = registry.make_policy(narrow, env).state()
+    save_checkpoint(registry.checkpoint_path(tmp_path, "network"), meta, arrays)
+    cfg = PolicyConfig(name="network")
     p = registry.make_policy(cfg, env)
     note = registry.restore(p, cfg, tmp_path)
     assert "state from pretrained" in note and "checkpoint" in note and "not used" in note
-    np.testing.assert_array_equal(p.weights, w)
+    assert "kept nothing" in note and p.updates == shipped.meta["updates"]
 
 
 def test_offline_data_labels_each_group_with_its_best_mean_reward():
@@ -544,6 +545,7 @@ def test_asa_risk_check_runs_fair_when_the_pick_may_be_catastrophic():
     vetoed = checked.decide(fv, bh.ARMS.actions())
     assert vetoed.action.is_fair and "risk check" in vetoed.reason
     assert "w1" in vetoed.reason and vetoed.distribution[arm_key(vetoed.action)] == 1.0
+    assert not vetoed.explore          # what asa means to run, not an exploration
     voted = plain.decide(fv, bh.ARMS.actions())
     assert bh.ARMS.find(voted.action).index == 2 and "risk check" not in voted.reason
 
@@ -622,3 +624,41 @@ def test_model_arms_join_the_daemon_arm_set_and_carry_over():
     assert odd.keys() == ArmSet.from_catalog(ALL, "presets").keys()
     assert registry.model_arm_keys(PolicyConfig(name="asa", model_arms=False)) == []
     assert registry.model_arm_keys(PolicyConfig(name="fixed")) == []
+
+
+def test_this_machines_fair_arm_is_carried_even_when_a_tuned_fair_arm_matched_exactly():
+    """A checkpoint recorded where fair's default base slice is one of this machine's grid
+    values: that tuned arm matches its key exactly, and this machine's plain fair still
+    gets the checkpoint's fair row."""
+    here_fair, *rest = bh.ARMS.keys()
+    tuned = here_fair.replace("base_slice_ns=3000000", "base_slice_ns=750000")
+    arms = ArmSet.from_keys([here_fair, tuned, *rest], ["fair", "fair", *bh.LABELS[1:]])
+    p = registry.make_policy(PolicyConfig(name="asa"), PolicyEnv(arms, probed=bh.PROBED))
+    assert sorted(p.carry_map([tuned, rest[0]])) == [(0, 0), (1, 0), (2, 1)]
+
+
+def test_a_non_learning_policy_starts_from_the_shipped_model_over_its_own_copy(tmp_path):
+    """asa does not learn online: its checkpoint in the state directory is a copy of the
+    model it started from, and an older one (here asa-2, without the risk model) must not
+    shadow the model shipped now."""
+    cfg = PolicyConfig(name="asa")
+    arms = ArmSet.from_catalog(ALL, "grid", registry.model_arm_keys(cfg))
+    old = registry.make_policy(cfg, PolicyEnv(arms, probed=ALL))
+    registry.restore(old, cfg, None)
+    meta, arrays = old.state()
+    meta["policy_version"] = "asa-2"
+    from scxd.policy.checkpoint import save as save_checkpoint
+    save_checkpoint(registry.checkpoint_path(tmp_path, "asa"), meta,
+                    {k: v for k, v in arrays.items() if k not in ("risk", "workload_weights")})
+    p = registry.make_policy(cfg, PolicyEnv(arms, probed=ALL))
+    assert "state from pretrained" in registry.restore(p, cfg, tmp_path)
+    assert p.risk.shape[1] == 11
+    # A learner's own checkpoint still comes first, but not one from another version.
+    n = registry.make_policy(PolicyConfig(name="linucb"), PolicyEnv(bh.ARMS, probed=bh.PROBED))
+    meta, arrays = n.state()
+    save_checkpoint(registry.checkpoint_path(tmp_path, "linucb"), meta, arrays)
+    assert "state from checkpoint" in registry.restore(n, PolicyConfig(name="linucb"), tmp_path)
+    meta["policy_version"] = "linucb-0"
+    save_checkpoint(registry.checkpoint_path(tmp_path, "linucb"), meta, arrays)
+    note = registry.restore(n, PolicyConfig(name="linucb"), tmp_path)
+    assert "made by linucb-0" in note

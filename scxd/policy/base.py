@@ -136,6 +136,7 @@ class Learner:
     version = "1"
     mode = "none"
     per_arm: tuple[str, ...] = ()     # attributes holding arrays with the arm as axis 0
+    fits_online = True                # the feature scaler follows what the daemon sees
     shared: tuple[str, ...] = ()      # attributes holding other arrays
 
     def __init__(self, env: PolicyEnv, cfg: PolicyConfig | None = None):
@@ -190,7 +191,7 @@ class Learner:
                             self.version, f"none of the {len(eligible)} eligible arms is in "
                             f"this policy's arm set {self.arms.hash}: holding "
                             f"{fallback.label()}", mode="none")
-        x = self.features(features.values, fit=True)
+        x = self.features(features.values, fit=self.fits_online)
         probs, info = self.probabilities(x, mask)
         i = ex.draw(self.rng, probs)
         if "greedy" in info:
@@ -266,11 +267,13 @@ class Learner:
         # The fair scheduler at a machine's own defaults is one arm everywhere, but its key
         # spells that machine's tunable values (base_slice_ns scales with the CPU count):
         # the checkpoint's first fair arm stands for this machine's first.
+        # (Even when that checkpoint arm also matched one of this machine's tuned fair arms
+        # exactly: a row copied to two arms is harmless, a plain fair left out is not.)
         fair = self.arms.fair_index()
         old_fair = next((i for i, k in enumerate(old_keys) if k.split(" ", 1)[0] == "fair"),
                         None)
         if fair is not None and old_fair is not None and \
-                all(new_i != fair and old_i != old_fair for new_i, old_i in carried):
+                all(new_i != fair for new_i, _ in carried):
             carried.append((fair, old_fair))
         # A key recorded on another machine may spell fewer parameters (its probe dropped
         # one): matched by the arm it names in this catalog.

@@ -104,7 +104,7 @@ class Adam:
     — a sixth of the daemon's 400 MB budget.  The arithmetic is torch's own fused CPU kernel
     (``torch._fused_adam_``, one pass per tensor), which needs no such import: on the 106-arm
     grid it took 147 µs per step where the same update in ten ``_foreach`` passes took 258 µs
-    (``tests/test_policy_network.py`` checks it against the textbook formula)."""
+    (``tests/test_policy_learning.py`` checks it against the textbook formula)."""
 
     def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
@@ -179,7 +179,8 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The layers' functions called directly: each module call costs a few µs of hook
-        # dispatch, twice per window on a path with a 2 ms budget.
+        # dispatch, twice per window on a path with a 2 ms budget.  (The trunk's
+        # activations are the Tanh modules __init__ puts there.)
         first, second = self.trunk[0], self.trunk[2]
         h = torch.tanh(F.linear(torch.tanh(F.linear(x, first.weight, first.bias)),
                                 second.weight, second.bias))
@@ -398,7 +399,8 @@ class NetworkPolicy(Learner):
                        running: int | None) -> None:
         """Page-Hinkley on the critic's residual: a sustained drop in reward vs expectation
         (the threshold is in reward units summed over windows)."""
-        qbar = next((q for k, run, q in self._recent_q if k == raw and run == running), None)
+        qbar = next((q for k, run, q in reversed(self._recent_q)
+                     if k == raw and run == running), None)
         if qbar is None:   # not decided here (e.g. a journal replayed): evaluate it now
             with torch.inference_mode():
                 _, q = self._forward(torch.from_numpy(x)[None])

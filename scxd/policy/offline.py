@@ -21,6 +21,7 @@ tuned: the rule is the Bayes decision between the two arms.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +32,10 @@ from scxd.policy.base import Learner, OfflineData, PolicyEnv
 if TYPE_CHECKING:
     from scxd.config import PolicyConfig
 
+log = logging.getLogger("scxd.policy")
+
 EPOCHS = 300
+MAX_LOSS = 1000.0
 LR = 0.5
 L2 = 1e-3
 
@@ -62,6 +66,9 @@ class ASAPolicy(Learner):
     # ``workload_weights``: the workload classifier (workloads × members × features).
     per_arm = ("weights", "known", "risk")
     shared = ("workload_weights",)
+    # The classifiers were fitted on features scaled as in training: a scaler that
+    # followed this machine would move their inputs.
+    fits_online = False
 
     def __init__(self, env: PolicyEnv, cfg: PolicyConfig):
         super().__init__(env, cfg)
@@ -106,12 +113,19 @@ class ASAPolicy(Learner):
         if all(g in data.outcome_loss for g in names):
             loss = np.stack([np.asarray(data.outcome_loss[g], dtype=float) for g in names])
         else:   # no outcomes recorded: the regret of each arm's mean reward
+            if data.outcome_loss:
+                log.warning("asa: outcome losses of %s missing: the risk check uses mean-"
+                            "reward regret", ", ".join(g for g in names
+                                                       if g not in data.outcome_loss))
             loss = np.full((len(names), self.k), np.nan)
             for g in names:
                 sel = data.groups == g
                 for a in np.unique(data.arms[sel]):
                     loss[index[g], a] = -data.rewards[sel & (data.arms == a)].mean()
             loss -= np.nanmin(loss, axis=1, keepdims=True)
+        # A best figure of 0 makes a loss infinite, and an infinite loss times a posterior
+        # that underflowed to 0 is NaN: capped at 1000 (100 000 %).
+        loss = np.minimum(loss, MAX_LOSS)
         # An arm never run on a workload is assumed as bad there as its worst arm.
         worst = np.nanmax(loss, axis=1, keepdims=True)
         self.risk = np.where(np.isnan(loss), worst, loss).T.copy()
@@ -170,7 +184,8 @@ class ASAPolicy(Learner):
             reason += f"; {veto}"
         self.last = chosen
         probs = ex.with_floor(np.eye(self.k)[chosen], mask, self.c.p_min)
-        return probs, {"values": share, "mode": "vote", "reason": reason}
+        # "greedy": what asa means to run (a veto or a kept arm is not exploration).
+        return probs, {"values": share, "mode": "vote", "reason": reason, "greedy": chosen}
 
     def learn(self, x, arm, reward, propensity, transition) -> None:
         """Offline only: online transitions are not learnt."""

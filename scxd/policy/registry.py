@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scxd.features import SCHEMA_NAME, SCHEMA_VERSION
 from scxd.policy import settings as ps
 from scxd.policy.checkpoint import CheckpointError, check, load
 from scxd.policy.checkpoint import save as save_checkpoint
@@ -134,7 +135,7 @@ def model_arm_keys(cfg: PolicyConfig) -> list[str]:
         ckpt = load(path)
     except CheckpointError:
         return []
-    if ckpt.meta.get("policy") != cfg.name:
+    if check(ckpt, cfg.name, SCHEMA_NAME, SCHEMA_VERSION):   # restore will not use it
         return []
     return [str(k) for k in ckpt.meta.get("arm_keys") or []]
 
@@ -152,7 +153,10 @@ def restore(policy: Policy, cfg: PolicyConfig, state_dir: str | os.PathLike[str]
         candidates.append(("checkpoint", checkpoint_path(state_dir, policy.name)))
     pre = pretrained_path(cfg)
     if pre is not None:
-        candidates.append(("pretrained", pre))
+        # A policy that does not learn online keeps in its own checkpoint only a copy of
+        # the model it started from: a newer shipped model must win over it.
+        where = len(candidates) if entry(policy.name).learns else 0
+        candidates.insert(where, ("pretrained", pre))
     notes = []
     for kind, path in candidates:
         if not path.exists():
@@ -162,7 +166,9 @@ def restore(policy: Policy, cfg: PolicyConfig, state_dir: str | os.PathLike[str]
         except CheckpointError as exc:
             notes.append(f"{kind} {exc}: ignored")
             continue
-        problem = check(ckpt, policy.name, env.schema, env.schema_version)
+        problem = check(ckpt, policy.name, env.schema, env.schema_version) or (
+            f"made by {ckpt.meta.get('policy_version')}, this is {policy.version}"
+            if ckpt.meta.get("policy_version", policy.version) != policy.version else "")
         if problem:
             notes.append(f"{kind} {path} not used: {problem}")
             continue
