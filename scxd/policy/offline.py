@@ -90,26 +90,28 @@ class ASAPolicy(Learner):
         y = np.array([labels[g] for g in data.groups[keep]])
         if len(y) == 0:
             raise ValueError("asa: no training window belongs to a known workload")
-        for m in range(self.c.members):
-            idx = self.rng.integers(0, len(y), len(y)) if self.c.members > 1 else \
-                np.arange(len(y))
-            self.weights[:, m] = softmax_regression(x[idx], y[idx], self.k, self.rng)
+        self.weights = self.bagged(x, y, self.k)
         self.known[:] = True
         self.trained = True
         self.updates += len(y)
         self.fit_risk(data, x, data.groups[keep])
+
+    def bagged(self, x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+        """``members`` softmax regressions over k classes, each on a bootstrap sample (all
+        of it when there is one member): weights (k, members, d)."""
+        out = np.zeros((k, self.c.members, x.shape[1]))
+        for m in range(self.c.members):
+            idx = self.rng.integers(0, len(y), len(y)) if self.c.members > 1 else \
+                np.arange(len(y))
+            out[:, m] = softmax_regression(x[idx], y[idx], k, self.rng)
+        return out
 
     def fit_risk(self, data: OfflineData, x: np.ndarray, groups: np.ndarray) -> None:
         """The risk check's model: the workload classifier and the loss table."""
         names = sorted({str(g) for g in groups})
         index = {g: i for i, g in enumerate(names)}
         y = np.array([index[str(g)] for g in groups])
-        self.workload_weights = np.zeros((len(names), self.c.members, x.shape[1]))
-        for m in range(self.c.members):
-            idx = self.rng.integers(0, len(y), len(y)) if self.c.members > 1 else \
-                np.arange(len(y))
-            self.workload_weights[:, m] = softmax_regression(x[idx], y[idx], len(names),
-                                                             self.rng)
+        self.workload_weights = self.bagged(x, y, len(names))
         if all(g in data.outcome_loss for g in names):
             loss = np.stack([np.asarray(data.outcome_loss[g], dtype=float) for g in names])
         else:   # no outcomes recorded: the regret of each arm's mean reward
