@@ -114,19 +114,24 @@ class OfflineData:
     def __len__(self) -> int:
         return len(self.arms)
 
-    def best_arm_by_reward(self, k: int) -> dict[str, int]:
-        """Each known group's arm with the highest mean logged reward (arms never logged
-        in the group are not candidates): the label an offline classifier learns."""
-        out: dict[str, int] = {}
+    def mean_rewards(self, k: int) -> dict[str, np.ndarray]:
+        """Each known group's mean logged reward per arm (NaN for arms never logged in it)."""
+        out: dict[str, np.ndarray] = {}
         for g in np.unique(self.groups):
             if not g:
                 continue
             sel = self.groups == g
-            means = np.full(k, -np.inf)
+            means = np.full(k, np.nan)
             for a in np.unique(self.arms[sel]):
                 means[a] = self.rewards[sel & (self.arms == a)].mean()
-            out[str(g)] = int(np.argmax(means))
+            out[str(g)] = means
         return out
+
+    def best_arm_by_reward(self, k: int) -> dict[str, int]:
+        """Each known group's arm with the highest mean logged reward (arms never logged
+        in the group are not candidates): the label an offline classifier learns."""
+        return {g: int(np.argmax(np.where(np.isnan(m), -np.inf, m)))
+                for g, m in self.mean_rewards(k).items()}
 
 
 class Learner:

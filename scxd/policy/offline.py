@@ -119,11 +119,8 @@ class ASAPolicy(Learner):
                 log.warning("asa: outcome losses of %s missing: the risk check uses mean-"
                             "reward regret", ", ".join(g for g in names
                                                        if g not in data.outcome_loss))
-            loss = np.full((len(names), self.k), np.nan)
-            for g in names:
-                sel = data.groups == g
-                for a in np.unique(data.arms[sel]):
-                    loss[index[g], a] = -data.rewards[sel & (data.arms == a)].mean()
+            means = data.mean_rewards(self.k)
+            loss = -np.stack([means[g] for g in names])
             loss -= np.nanmin(loss, axis=1, keepdims=True)
         # A best figure of 0 makes a loss infinite, and an infinite loss times a posterior
         # that underflowed to 0 is NaN: capped at 1000 (100 000 %).
