@@ -662,3 +662,21 @@ def test_a_non_learning_policy_starts_from_the_shipped_model_over_its_own_copy(t
     save_checkpoint(registry.checkpoint_path(tmp_path, "linucb"), meta, arrays)
     note = registry.restore(n, PolicyConfig(name="linucb"), tmp_path)
     assert "made by linucb-0" in note
+
+
+def test_replay_refuses_a_checkpoint_of_another_policy_version(tmp_path):
+    """Replay's evaluation of a saved learner checks the policy version as the daemon's
+    restore does: an older version's arrays are refused by name, not misread."""
+    from scxd.policy.checkpoint import save as save_checkpoint
+    from scxd.replay.policies import load_checkpoint
+    from scxd.replay.table import TableError
+
+    n = registry.make_policy(PolicyConfig(name="linucb"), PolicyEnv(bh.ARMS, probed=bh.PROBED))
+    meta, arrays = n.state()
+    path = tmp_path / "linucb.npz"
+    save_checkpoint(path, meta, arrays)
+    assert load_checkpoint(n, path)                       # its own version loads
+    meta["policy_version"] = "linucb-0"
+    save_checkpoint(path, meta, arrays)
+    with pytest.raises(TableError, match="made by linucb-0"):
+        load_checkpoint(n, path)

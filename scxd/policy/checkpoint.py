@@ -88,12 +88,17 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(meta, arrays)
 
 
-def check(ckpt: Checkpoint, policy: str, schema: str, schema_version: int) -> str:
-    """'' when the checkpoint's inputs fit, else the reason it cannot be used."""
+def check(ckpt: Checkpoint, policy: str, schema: str, schema_version: int,
+          policy_version: str | None = None) -> str:
+    """'' when the checkpoint fits, else the reason it cannot be used: another policy,
+    other features, or (when ``policy_version`` is given) another version of the policy."""
     m = ckpt.meta
     if m.get("policy") != policy:
         return f"it belongs to policy {m.get('policy')!r}, not {policy!r}"
     if (m.get("feature_schema"), m.get("feature_version")) != (schema, schema_version):
         return (f"its features are {m.get('feature_schema')} v{m.get('feature_version')}, "
                 f"this scxd's are {schema} v{schema_version}")
+    made_by = m.get("policy_version", policy_version)
+    if policy_version is not None and made_by != policy_version:
+        return f"made by {made_by}, this is {policy_version}"
     return ""

@@ -166,9 +166,7 @@ def restore(policy: Policy, cfg: PolicyConfig, state_dir: str | os.PathLike[str]
         except CheckpointError as exc:
             notes.append(f"{kind} {exc}: ignored")
             continue
-        problem = check(ckpt, policy.name, env.schema, env.schema_version) or (
-            f"made by {ckpt.meta.get('policy_version')}, this is {policy.version}"
-            if ckpt.meta.get("policy_version", policy.version) != policy.version else "")
+        problem = check(ckpt, policy.name, env.schema, env.schema_version, policy.version)
         if problem:
             notes.append(f"{kind} {path} not used: {problem}")
             continue

@@ -74,7 +74,8 @@ def load_checkpoint(policy: Any, path: Path) -> str:
         ckpt = load(path)
     except CheckpointError as exc:
         raise TableError(str(exc)) from None
-    problem = check(ckpt, policy.name, policy.env.schema, policy.env.schema_version)
+    problem = check(ckpt, policy.name, policy.env.schema, policy.env.schema_version,
+                    policy.version)
     if problem:
         raise TableError(f"{path}: {problem}")
     return policy.load_state(ckpt.meta, ckpt.arrays)
