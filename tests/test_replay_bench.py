@@ -94,6 +94,17 @@ def test_bench_cli_small_slice(tmp_path, capsys):
         for v in ms.values():
             assert set(v) == {"mean", "ci95"} and len(v["ci95"]) == 2
             assert v["ci95"][0] <= v["mean"] <= v["ci95"][1]
+    # Per workload: fixed holds fair, so its loss there is the table's fair loss, always
+    # on fair; the workloads the short schedules reached have rows; the windows add up.
+    tab = sim.build_table(load_logs(datasets=[DATA]), [3, 4], "balanced")
+    fair = tab.arms.fair_index()
+    fixed = res["per_workload"]["fixed"]
+    assert len(fixed) >= 2 and set(fixed) <= set(res["config"]["evaluated_workloads"])
+    for w, cell in fixed.items():
+        assert cell["fair_pct"] == 100.0
+        assert cell["outcome_loss_pct"] == pytest.approx(tab.loss[tab.workloads.index(w), fair])
+    assert sum(c["windows"] for c in res["per_workload"]["linucb"].values()) == 2 * 160
+    assert "Outcome loss % by workload" in table and "| fixed | " in table.split("by workload")[1]
     c = res["config"]
     assert c["eval_repeats"] == [3, 4] and c["train_repeats"] == [0, 1, 2]
     assert c["seeds"] == 2 and c["hindsight_arm"] in c["arms"]

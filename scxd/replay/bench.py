@@ -216,7 +216,8 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
                             outcome_loss=outcome_losses(log, train, table.arms, trained_on,
                                                         manifest))
     plans = [schedule(evaluated, windows, np.random.default_rng(1000 + s)) for s in range(seeds)]
-    result: dict[str, Any] = {"policies": {}, "per_seed": {}, "timing": {}, "_traces": {}}
+    result: dict[str, Any] = {"policies": {}, "per_seed": {}, "per_workload": {},
+                              "timing": {}, "_traces": {}}
     for name in names:
         cfg = PolicyConfig(**{"name": name, "pretrained": "none",
                               **(overrides or {}).get(name, {})})
@@ -256,6 +257,7 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
                                   "decide_update_p50_ms": 1e3 * float(np.percentile(allsecs, 50)),
                                   "decide_update_p99_ms": 1e3 * float(np.percentile(allsecs, 99))}
         result["_traces"][name] = traces
+        result["per_workload"][name] = per_workload(traces, table)
         say(f"{name}: outcome loss {result['policies'][name]['outcome_loss_pct']['mean']:.2f} %"
             f", top-3 {result['policies'][name]['top3_pct']['mean']:.1f} %, "
             f"{time.monotonic() - t0:.1f} s")
@@ -274,6 +276,24 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
     }
     result["_table"] = table
     return result
+
+
+def per_workload(traces: Sequence[Trace], table: Table) -> dict[str, dict[str, float]]:
+    """Per evaluated workload, pooled over every seed's windows of it: the outcome loss %
+    and the share of windows (%) the fair scheduler ran — where a policy's loss comes from,
+    and whether it came from holding fair."""
+    fair = table.arms.fair_index()
+    w = np.concatenate([tr.workload for tr in traces])
+    a = np.concatenate([tr.arm for tr in traces])
+    out: dict[str, dict[str, float]] = {}
+    for wi in np.unique(w):
+        sel = w == wi
+        out[table.workloads[wi]] = {
+            "outcome_loss_pct": float(np.nanmean(table.loss[wi, a[sel]])),
+            "fair_pct": float(100.0 * np.mean(a[sel] == fair)) if fair is not None
+            else float("nan"),
+            "windows": int(sel.sum())}
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -302,6 +322,18 @@ def markdown(result: dict[str, Any]) -> str:
                f"{len(c['arms'])} arms; hindsight-best fixed arm `{c['hindsight_arm']}`"
                + (f"; held-out workloads {c['holdout_workloads']}" if c['holdout_workloads']
                   else "") + ".")
+    by_workload = result.get("per_workload") or {}
+    if by_workload:
+        workloads = list(next(iter(by_workload.values())))
+        out += ["", "Outcome loss % by workload (in brackets: % of its windows on the fair "
+                "scheduler), pooled over seeds:", "",
+                "| policy | " + " | ".join(workloads) + " |",
+                "|---|" + "---|" * len(workloads)]
+        for name, _ms in rows:
+            cells = by_workload.get(name, {})
+            out.append(f"| {name} | " + " | ".join(
+                f"{cells[w]['outcome_loss_pct']:.1f} ({cells[w]['fair_pct']:.0f})"
+                if w in cells else "—" for w in workloads) + " |")
     return "\n".join(out)
 
 
