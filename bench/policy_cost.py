@@ -12,18 +12,23 @@ decide, update and both, per policy, side by side.
 Part 2 (``--daemon-minutes`` > 0): ``scxd run`` in advisory mode on this host with
 ``policy.name = network`` (its shipped pretrained checkpoint, checkpoints every 60 windows)
 for that long, RSS sampled every 10 s: start / end / max and the least-squares growth slope;
-the journal's per-window decision and update times.
+the journal's per-window decision and update times.  ``--baseline REV`` runs that git
+revision's daemon beside this tree's (same instants, same host, same ``--load``), so a change's
+effect on memory is a side-by-side difference, not a comparison across hours of a VM whose
+speed and load drift.
 
 Targets (issue "the adaptive policy"): decision + update p99 ≤ 2 ms for the network with
 one torch thread; daemon RSS with the torch policy ≤ 400 MB and flat over an hour.
 
     .venv/bin/python bench/policy_cost.py [--steps 2000] [--dataset DIR] [--daemon-minutes 60]
+        [--baseline REV] [--load CMD]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -122,45 +127,96 @@ def part1(steps: int, policies: list[str], dataset: Path) -> None:
                   f"{1e3 * pct(both, 99):9.3f}  {label}")
 
 
-def part2(minutes: float) -> None:
-    scxd = Path(sys.executable).with_name("scxd")
-    with tempfile.TemporaryDirectory() as tmp_:
-        tmp = Path(tmp_)
+class Daemon:
+    """One ``scxd run`` (advisory, network policy) from a source tree, in its own state dir."""
+
+    def __init__(self, label: str, tree: Path, home: Path):
+        self.label, self.home = label, home
+        home.mkdir()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cfg = tmp / "scxd.toml"
-        cfg.write_text(f'state_dir = "{tmp}/state"\n[control]\nsocket = "{tmp}/scxd.sock"\n'
+        cfg = home / "scxd.toml"
+        cfg.write_text(f'state_dir = "{home}/state"\n[control]\nsocket = "{home}/scxd.sock"\n'
                        f'[metrics]\naddress = "127.0.0.1:{port}"\n'
                        '[policy]\nname = "network"\n')
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([str(scxd), "run", "--config", str(cfg)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ps = psutil.Process(proc.pid)
-        points = []
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        # The tree's own package, not the installed one (-c and -m put the working
+        # directory first on sys.path, hence cwd): say which one was imported.
+        self.imported = subprocess.run(
+            [sys.executable, "-c", "import scxd; print(scxd.__file__)"], env=env, cwd=tree,
+            capture_output=True, text=True, check=True).stdout.strip()
+        self.proc = subprocess.Popen([sys.executable, "-m", "scxd.cli", "run", "--config",
+                                      str(cfg)], env=env, cwd=tree, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.ps = psutil.Process(self.proc.pid)
+        self.points: list[tuple[float, float]] = []
+
+    def sample(self) -> None:
+        self.points.append((time.monotonic(), self.ps.memory_info().rss / 2**20))
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+    def report(self, minutes: float) -> None:
+        windows = list(JournalReader(self.home / "state" / "journal").windows())
+        ckpt = (self.home / "state" / "policy" / "network.npz").exists()
+        dec = [w["decision_seconds"] for w in windows]
+        upd = [w.get("update_seconds", 0.0) for w in windows]
+        both = [a + b for a, b in zip(dec, upd, strict=True)]
+        rss = [p[1] for p in self.points]
+        print(f"{self.label}: scxd run, advisory, policy network, {minutes:.0f} min, "
+              f"{len(windows)} windows, checkpoint written: {ckpt}  ({self.imported})")
+        print(f"  RSS start / end / max  {rss[0]:.1f} / {rss[-1]:.1f} / {max(rss):.1f} MB   "
+              f"(target ≤ 400 MB)")
+        print(f"  RSS growth             {slope_per_hour(self.points):+.2f} MB/hour   "
+              f"(target: flat)")
+        print(f"  window: decision p50/p99 {1e3 * pct(dec, 50):.3f} / {1e3 * pct(dec, 99):.3f}"
+              f" ms, update p50/p99 {1e3 * pct(upd, 50):.3f} / {1e3 * pct(upd, 99):.3f} ms, "
+              f"both p99 {1e3 * pct(both, 99):.3f} ms")
+
+
+def part2(minutes: float, baseline: str = "", load: str = "") -> None:
+    """The daemon for ``minutes``; with ``baseline`` (a git revision) that revision's daemon
+    runs beside it, sampled at the same instants under the same load (``load``: a command
+    run for the whole time), so the two are compared side by side, not across hours."""
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        trees = [("this tree", REPO)]
+        if baseline:
+            base = tmp / "baseline"
+            base.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", baseline],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            trees.append((f"baseline {baseline}", base))
+        daemons: list[Daemon] = []
+        loader = None
         try:
+            for i, (label, tree) in enumerate(trees):
+                daemons.append(Daemon(label, tree, tmp / f"daemon{i}"))
+            if load:
+                loader = subprocess.Popen(shlex.split(load), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
             time.sleep(30)
-            start = ps.memory_info().rss / 2**20
             t0 = time.monotonic()
-            while time.monotonic() - t0 < minutes * 60:
+            while True:
+                for d in daemons:
+                    d.sample()
+                if time.monotonic() - t0 >= minutes * 60:
+                    break
                 time.sleep(10)
-                points.append((time.monotonic(), ps.memory_info().rss / 2**20))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-        windows = list(JournalReader(tmp / "state" / "journal").windows())
-        ckpt = (tmp / "state" / "policy" / "network.npz").exists()
-    dec = [w["decision_seconds"] for w in windows]
-    upd = [w.get("update_seconds", 0.0) for w in windows]
-    both = [a + b for a, b in zip(dec, upd, strict=True)]
-    print(f"scxd run, advisory, policy network, {minutes:.0f} min, {len(windows)} windows, "
-          f"checkpoint written: {ckpt}")
-    print(f"RSS start / end / max  {start:.1f} / {points[-1][1]:.1f} / "
-          f"{max(p[1] for p in points):.1f} MB   (target ≤ 400 MB)")
-    print(f"RSS growth             {slope_per_hour(points):+.2f} MB/hour   (target: flat)")
-    print(f"window: decision p50/p99 {1e3 * pct(dec, 50):.3f} / {1e3 * pct(dec, 99):.3f} ms, "
-          f"update p50/p99 {1e3 * pct(upd, 50):.3f} / {1e3 * pct(upd, 99):.3f} ms, "
-          f"both p99 {1e3 * pct(both, 99):.3f} ms")
+            if loader is not None:
+                loader.terminate()
+                loader.wait(30)
+            for d in daemons:
+                d.stop()
+        if load:
+            print(f"load beside the daemons: {load}")
+        for d in daemons:
+            d.report(minutes)
 
 
 def main() -> None:
@@ -170,12 +226,17 @@ def main() -> None:
                     help="features and arms to decide on (default: the committed dataset)")
     ap.add_argument("--policies", default="", help="comma-separated (default: all)")
     ap.add_argument("--daemon-minutes", type=float, default=0.0)
+    ap.add_argument("--baseline", default="", metavar="REV",
+                    help="part 2: also run this git revision's daemon beside this tree's")
+    ap.add_argument("--load", default="", metavar="CMD",
+                    help="part 2: a command run beside the daemons the whole time, e.g. "
+                    "'stress-ng --cpu 1 --switch 1'")
     args = ap.parse_args()
     names = [p for p in args.policies.split(",") if p] or [e.name for e in registry.ENTRIES]
     if args.steps:
         part1(args.steps, names, args.dataset)
     if args.daemon_minutes > 0:
-        part2(args.daemon_minutes)
+        part2(args.daemon_minutes, args.baseline, args.load)
 
 
 if __name__ == "__main__":
