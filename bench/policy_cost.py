@@ -127,15 +127,29 @@ def part1(steps: int, policies: list[str], dataset: Path) -> None:
                   f"{1e3 * pct(both, 99):9.3f}  {label}")
 
 
+def stop_process(proc: subprocess.Popen, group: bool = False) -> None:
+    """SIGTERM (to the process group with ``group``), then SIGKILL after 30 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(30)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 class Daemon:
     """One ``scxd run`` (advisory, network policy) from a source tree, in its own state dir."""
 
-    def __init__(self, label: str, tree: Path, home: Path):
+    def __init__(self, label: str, tree: Path, home: Path, port: int):
         self.label, self.home = label, home
         home.mkdir()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         cfg = home / "scxd.toml"
         cfg.write_text(f'state_dir = "{home}/state"\n[control]\nsocket = "{home}/scxd.sock"\n'
                        f'[metrics]\naddress = "127.0.0.1:{port}"\n'
@@ -146,18 +160,26 @@ class Daemon:
         self.imported = subprocess.run(
             [sys.executable, "-c", "import scxd; print(scxd.__file__)"], env=env, cwd=tree,
             capture_output=True, text=True, check=True).stdout.strip()
-        self.proc = subprocess.Popen([sys.executable, "-m", "scxd.cli", "run", "--config",
-                                      str(cfg)], env=env, cwd=tree, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.ps = psutil.Process(self.proc.pid)
+        self.stderr = home / "stderr.log"
+        with self.stderr.open("wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "scxd.cli", "run", "--config",
+                                          str(cfg)], env=env, cwd=tree,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         self.points: list[tuple[float, float]] = []
 
     def sample(self) -> None:
-        self.points.append((time.monotonic(), self.ps.memory_info().rss / 2**20))
+        try:
+            rss = psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            rss = None
+        if rss is None or self.proc.poll() is not None:
+            tail = self.stderr.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"{self.label}: scxd run exited ({self.proc.returncode}):\n"
+                               + "\n".join(tail))
+        self.points.append((time.monotonic(), rss))
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
+        stop_process(self.proc)
 
     def report(self, minutes: float) -> None:
         windows = list(JournalReader(self.home / "state" / "journal").windows())
@@ -194,11 +216,19 @@ def part2(minutes: float, baseline: str = "", load: str = "") -> None:
         daemons: list[Daemon] = []
         loader = None
         try:
-            for i, (label, tree) in enumerate(trees):
-                daemons.append(Daemon(label, tree, tmp / f"daemon{i}"))
+            # Every port bound at once, so two daemons never get the same one.
+            holders = [socket.socket() for _ in trees]
+            for h in holders:
+                h.bind(("127.0.0.1", 0))
+            ports = [h.getsockname()[1] for h in holders]
+            for h in holders:
+                h.close()
+            for i, ((label, tree), port) in enumerate(zip(trees, ports, strict=True)):
+                daemons.append(Daemon(label, tree, tmp / f"daemon{i}", port))
             if load:
+                # Its own session: the load's children are stopped with it.
                 loader = subprocess.Popen(shlex.split(load), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
             time.sleep(30)
             t0 = time.monotonic()
             while True:
@@ -208,9 +238,10 @@ def part2(minutes: float, baseline: str = "", load: str = "") -> None:
                     break
                 time.sleep(10)
         finally:
+            # Every process is stopped (killed if it will not stop) before the temporary
+            # directory it writes to goes.
             if loader is not None:
-                loader.terminate()
-                loader.wait(30)
+                stop_process(loader, group=True)
             for d in daemons:
                 d.stop()
         if load:

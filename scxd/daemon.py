@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -440,8 +441,17 @@ def release_heap() -> None:
     keeps mapped; trimming at start-up lowers the daemon's steady RSS, and trimming again at
     every checkpoint returns what the windows since have freed (measured side by side with
     and without by ``bench/policy_cost.py --baseline``)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, loaded once (None where libc is not glibc)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    return None
 
 
 def window_line(record: Mapping[str, Any], metrics: Mapping[str, float]) -> str:

@@ -129,7 +129,8 @@ class OfflineData:
 
     def best_arm_by_reward(self, k: int) -> dict[str, int]:
         """Each known group's arm with the highest mean logged reward (arms never logged
-        in the group are not candidates): the label an offline classifier learns."""
+        in the group, or whose mean is NaN, are not candidates): the label an offline
+        classifier learns."""
         return {g: int(np.argmax(np.where(np.isnan(m), -np.inf, m)))
                 for g, m in self.mean_rewards(k).items()}
 

@@ -278,20 +278,20 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
     return result
 
 
-def per_workload(traces: Sequence[Trace], table: Table) -> dict[str, dict[str, float]]:
+def per_workload(traces: Sequence[Trace], table: Table) -> dict[str, dict[str, Any]]:
     """Per evaluated workload, pooled over every seed's windows of it: the outcome loss %
-    and the share of windows (%) the fair scheduler ran — where a policy's loss comes from,
-    and whether it came from holding fair."""
+    and the share of windows (%) the fair scheduler ran (None without a fair arm) — where a
+    policy's loss comes from, and whether it came from holding fair."""
     fair = table.arms.fair_index()
     w = np.concatenate([tr.workload for tr in traces])
     a = np.concatenate([tr.arm for tr in traces])
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for wi in np.unique(w):
         sel = w == wi
         out[table.workloads[wi]] = {
             "outcome_loss_pct": float(np.nanmean(table.loss[wi, a[sel]])),
             "fair_pct": float(100.0 * np.mean(a[sel] == fair)) if fair is not None
-            else float("nan"),
+            else None,
             "windows": int(sel.sum())}
     return out
 
@@ -332,8 +332,9 @@ def markdown(result: dict[str, Any]) -> str:
         for name, _ms in rows:
             cells = by_workload.get(name, {})
             out.append(f"| {name} | " + " | ".join(
-                f"{cells[w]['outcome_loss_pct']:.1f} ({cells[w]['fair_pct']:.0f})"
-                if w in cells else "—" for w in workloads) + " |")
+                f"{cells[w]['outcome_loss_pct']:.1f} ("
+                + ("—" if cells[w]["fair_pct"] is None else f"{cells[w]['fair_pct']:.0f}")
+                + ")" if w in cells else "—" for w in workloads) + " |")
     return "\n".join(out)
 
 
