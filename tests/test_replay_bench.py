@@ -79,14 +79,14 @@ def test_metrics_of_an_oracle_run(table):
     assert m["worse_than_fair_5pct_windows_pct"] <= 100.0
 
 
-def test_bench_cli_small_slice(tmp_path, capsys):
+def test_bench_cli_small_slice(tmp_path, capsys, table):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     rc = bench.main(["--dataset", DATA, "--policies", "network,fixed,linucb,best_fixed",
                      "--seeds", "2", "--windows", "160", "--json", str(out),
                      "--plot", str(png)])
     assert rc == 0
-    table = capsys.readouterr().out
-    assert table.startswith("| policy | outcome loss %") and "best_fixed (hindsight)" in table
+    md = capsys.readouterr().out
+    assert md.startswith("| policy | outcome loss %") and "best_fixed (hindsight)" in md
     res = json.loads(out.read_text())
     assert set(res["policies"]) == {"network", "fixed", "linucb", "best_fixed"}
     for ms in res["policies"].values():
@@ -96,15 +96,14 @@ def test_bench_cli_small_slice(tmp_path, capsys):
             assert v["ci95"][0] <= v["mean"] <= v["ci95"][1]
     # Per workload: fixed holds fair, so its loss there is the table's fair loss, always
     # on fair; the workloads the short schedules reached have rows; the windows add up.
-    tab = sim.build_table(load_logs(datasets=[DATA]), [3, 4], "balanced")
-    fair = tab.arms.fair_index()
+    fair = table.arms.fair_index()
     fixed = res["per_workload"]["fixed"]
     assert len(fixed) >= 2 and set(fixed) <= set(res["config"]["evaluated_workloads"])
     for w, cell in fixed.items():
         assert cell["fair_pct"] == 100.0
-        assert cell["outcome_loss_pct"] == pytest.approx(tab.loss[tab.workloads.index(w), fair])
+        assert cell["outcome_loss_pct"] == pytest.approx(table.loss[table.workloads.index(w), fair])
     assert sum(c["windows"] for c in res["per_workload"]["linucb"].values()) == 2 * 160
-    assert "Outcome loss % by workload" in table and "| fixed | " in table.split("by workload")[1]
+    assert "Outcome loss % by workload" in md and "| fixed | " in md.split("by workload")[1]
     c = res["config"]
     assert c["eval_repeats"] == [3, 4] and c["train_repeats"] == [0, 1, 2]
     assert c["seeds"] == 2 and c["hindsight_arm"] in c["arms"]
