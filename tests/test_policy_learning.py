@@ -626,6 +626,16 @@ def test_model_arms_join_the_daemon_arm_set_and_carry_over():
     assert registry.model_arm_keys(PolicyConfig(name="fixed")) == []
 
 
+def test_model_arms_of_a_model_made_by_another_policy_version_are_not_offered(tmp_path):
+    """restore refuses a checkpoint another version of the policy made; the daemon must not
+    offer that model's arms either."""
+    ckpt = load(registry.PRETRAINED_DIR / "asa.npz")
+    assert len(registry.model_arm_keys(PolicyConfig(name="asa"))) == 23
+    older = tmp_path / "asa.npz"
+    save(older, {**ckpt.meta, "policy_version": "asa-0"}, ckpt.arrays)
+    assert registry.model_arm_keys(PolicyConfig(name="asa", pretrained=str(older))) == []
+
+
 def test_this_machines_fair_arm_is_carried_even_when_a_tuned_fair_arm_matched_exactly():
     """A checkpoint recorded where fair's default base slice is one of this machine's grid
     values: that tuned arm matches its key exactly, and this machine's plain fair still

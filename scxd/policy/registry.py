@@ -135,7 +135,10 @@ def model_arm_keys(cfg: PolicyConfig) -> list[str]:
         ckpt = load(path)
     except CheckpointError:
         return []
-    if check(ckpt, cfg.name, SCHEMA_NAME, SCHEMA_VERSION):   # restore will not use it
+    # The same test restore applies (the policy's version too), so that the daemon never
+    # offers the arms of a model it will not load.
+    version = getattr(entry(cfg.name).factory(), "version", None)
+    if check(ckpt, cfg.name, SCHEMA_NAME, SCHEMA_VERSION, version):
         return []
     return [str(k) for k in ckpt.meta.get("arm_keys") or []]
 
