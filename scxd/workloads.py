@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scxd import benchparse
@@ -274,11 +275,112 @@ def get(name: str) -> Workload:
         raise UnknownWorkload(name) from None
 
 
-def select(names: str | list[str] | None) -> tuple[Workload, ...]:
-    """Workloads by comma-separated or listed names, in declaration order; all when empty."""
+def select(names: str | list[str] | None, extra: tuple[Workload, ...] = ()
+           ) -> tuple[Workload, ...]:
+    """Workloads by comma-separated or listed names, in declaration order (``extra``, from a
+    workloads file, after scxd's own); all of them when empty."""
+    known = WORKLOADS + extra
     if not names:
-        return WORKLOADS
+        return known
     wanted = names.split(",") if isinstance(names, str) else list(names)
+    by_name = {w.name: w for w in known}
     for n in wanted:
-        get(n)
-    return tuple(w for w in WORKLOADS if w.name in wanted)
+        if n not in by_name:
+            raise UnknownWorkload(n)
+    return tuple(w for w in known if w.name in wanted)
+
+
+# -- workloads declared in a file ---------------------------------------------------------------
+# So that the policy can be judged on workloads scxd was never tuned to, a user (or a
+# reviewer) declares them in TOML and ``scxd-testbed record --workloads-file`` records them;
+# the dataset's manifest carries their headline, which is all the replay tools need.
+
+#: Outcome parsers a file may name: what each reads from the processes' outputs, and which
+#: headline keys it can produce (a regular expression).
+FILE_PARSERS: dict[str, tuple[Parser, str]] = {
+    "stress-ng": (parse_stress, r"[a-z0-9_-]+_bogo_ops(_per_s|_per_cpu_s)?"),
+    "cyclictest": (parse_cyclictest, r"wakeup_us_(avg|max)"),
+    "timed-loop": (parse_iterations("iteration_s", benchparse.timed_loop),
+                   r"iteration_s_mean"),
+    "perf-seconds": (parse_iterations("perf_s", benchparse.perf_total_seconds),
+                     r"perf_s_mean"),
+    "perf-pipe": (parse_iterations("pipe_usecs_per_op", benchparse.perf_pipe_usecs_per_op),
+                  r"pipe_usecs_per_op_mean"),
+    "hackbench": (parse_iterations("hackbench_s", benchparse.hackbench_seconds),
+                  r"hackbench_s_mean"),
+}
+#: How a file's process runs for the cell's duration: ``once`` (the command itself stops at
+#: ``{seconds}``, or at the recorder's SIGINT), ``loop`` (repeated until the time is up),
+#: ``timed-loop`` (repeated, each iteration's wall time printed for the ``timed-loop``
+#: parser).
+FILE_REPEAT = ("once", "loop", "timed-loop")
+
+
+class WorkloadFileError(ValueError):
+    """A workloads file that cannot be used; the message names the file and the field."""
+
+
+def load_file(path: str | Path) -> tuple[Workload, ...]:
+    """The workloads a TOML file declares (``config.example.toml``'s sibling format: see
+    ``bench/workloads/unseen.toml``); a clear :class:`WorkloadFileError` on any problem."""
+    import re
+    import shlex
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from scxd.workload_file import WorkloadsFile
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise WorkloadFileError(f"{path}: {exc}") from None
+    try:
+        parsed = WorkloadsFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise WorkloadFileError(f"{path}: {problems}") from None
+    out: list[Workload] = []
+    for i, d in enumerate(parsed.workloads):
+        where = f"{path}: workloads[{i}] ({d.name})"
+        if d.name in BY_NAME or any(w.name == d.name for w in out):
+            raise WorkloadFileError(f"{where}: the name is taken (scxd declares "
+                                    f"{', '.join(BY_NAME)}; names in a file are unique)")
+        if d.category not in CATEGORIES:
+            raise WorkloadFileError(f"{where}: category {d.category!r} is not one of "
+                                    f"{', '.join(CATEGORIES)}")
+        unknown = [p for p in d.parsers if p not in FILE_PARSERS]
+        if unknown:
+            raise WorkloadFileError(f"{where}: unknown parser {unknown[0]!r} (one of "
+                                    f"{', '.join(FILE_PARSERS)})")
+        if not any(re.fullmatch(FILE_PARSERS[p][1], d.headline.metric) for p in d.parsers):
+            raise WorkloadFileError(
+                f"{where}: headline.metric {d.headline.metric!r} is not a figure its parsers "
+                f"({', '.join(d.parsers)}) produce")
+        for j, proc in enumerate(d.processes):
+            if proc.repeat not in FILE_REPEAT:
+                raise WorkloadFileError(f"{where}: processes[{j}].repeat {proc.repeat!r} is "
+                                        f"not one of {', '.join(FILE_REPEAT)}")
+        procs = [(list(p.argv), p.repeat) for p in d.processes]
+
+        def commands(seconds: int, seed: int, procs=procs) -> list[list[str]]:
+            cmds = []
+            for argv, repeat in procs:
+                argv = [a.replace("{seconds}", str(seconds)).replace("{seed}", str(seed))
+                        for a in argv]
+                if repeat == "once":
+                    cmds.append(argv)
+                elif repeat == "loop":
+                    cmds.append(loop(shlex.join(argv), seconds))
+                else:
+                    cmds.append(timed_loop(shlex.join(argv), seconds))
+            return cmds
+
+        h = d.headline
+        out.append(Workload(d.name, d.describe, d.category, commands,
+                            combine(*(FILE_PARSERS[p][0] for p in d.parsers)),
+                            Headline(h.metric, h.direction == "higher", h.unit, h.doc),
+                            tags=("file",)))
+    return tuple(out)

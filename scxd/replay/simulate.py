@@ -51,9 +51,7 @@ def headline(workload: str, manifest: Mapping[str, Any] | None = None
     declared = ((manifest or {}).get("headlines") or {}).get(workload)
     if isinstance(declared, Mapping) and "metric" in declared:
         return str(declared["metric"]), _higher_is_better(workload, declared)
-    from scxd.testbed.dataset import HEADLINE
-
-    return HEADLINE.get(workload)
+    return None     # a workload nobody declared: it has no outcome to judge by
 
 
 def headline_value(workload: str, outcome: Mapping[str, Any] | None,
@@ -340,12 +338,29 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
 
 
 def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
-    """The first dataset manifest among ``paths`` (headline declarations live there)."""
+    """The first dataset manifest among ``paths``, with the ``headlines`` of every one of
+    them (a dataset of workloads scxd does not declare carries their headlines; replayed
+    beside another, both sets count).  Two datasets that declare one workload's headline
+    differently are refused."""
+    merged: dict[str, Any] = {}
+    headlines: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     for p in paths:
         m = Path(p) / "manifest.json"
-        if m.exists():
-            try:
-                return json.loads(m.read_text())
-            except json.JSONDecodeError:
-                continue
-    return {}
+        if not m.exists():
+            continue
+        try:
+            manifest = json.loads(m.read_text())
+        except json.JSONDecodeError:
+            continue
+        if not merged:
+            merged = manifest
+        for name, h in (manifest.get("headlines") or {}).items():
+            if name in headlines and headlines[name] != h:
+                raise ValueError(f"workload {name!r}: {origin[name]} and {m} declare "
+                                 f"different headlines ({headlines[name]} vs {h})")
+            headlines.setdefault(name, h)
+            origin.setdefault(name, str(m))
+    if merged:
+        merged = {**merged, "headlines": headlines}
+    return merged

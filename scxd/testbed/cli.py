@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from scxd.catalog import CatalogError, build_catalog
 from scxd.journal import JournalError
 from scxd.testbed import build as tb_build
 from scxd.testbed.dataset import PackagedDatasetError
+from scxd.workloads import WorkloadFileError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,6 +103,36 @@ def swap_verb(art, args) -> int:
     return 0 if done and all(r.get("verified") for r in run.records) else 1
 
 
+def prepare_recording(args: argparse.Namespace) -> list[str]:
+    """Check a workloads file and copy it, and a reused design, into the recording's
+    directory (the guest reads them there; they stay with the raw recording).  Returns the
+    recorder's extra arguments."""
+    from scxd.workloads import load_file, select
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    if args.workloads_file:
+        select(args.only_workloads or None, load_file(args.workloads_file))
+        copy = args.out / "workloads.toml"
+        if copy.resolve() != args.workloads_file.resolve():
+            shutil.copyfile(args.workloads_file, copy)
+        extra += ["--workloads-file", str(copy)]
+    if args.design_from:
+        manifest = args.design_from / "manifest.json"
+        try:
+            design = json.loads(manifest.read_text()).get("design")
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PackagedDatasetError(f"--design-from {manifest}: {exc}") from None
+        if not isinstance(design, dict) or not design.get("arms"):
+            raise PackagedDatasetError(f"{args.design_from}: its manifest has no design")
+        saved = args.out / "design.json"
+        if saved.exists() and json.loads(saved.read_text()) != design:
+            raise PackagedDatasetError(f"{saved} exists with another design than "
+                                       f"{args.design_from}'s: use a new --out")
+        saved.write_text(json.dumps(design, indent=1) + "\n")
+    return extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scxd-testbed",
                                      description=__doc__.splitlines()[0],
@@ -145,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="parameter draws added to the named presets")
     p_rec.add_argument("--only-workloads", default="", help="comma-separated workloads")
     p_rec.add_argument("--only-arms", default="", help="comma-separated arm labels")
+    p_rec.add_argument("--workloads-file", type=Path, default=None,
+                       help="workloads scxd does not declare, in TOML (see "
+                       "bench/workloads/unseen.toml); checked before the guest boots")
+    p_rec.add_argument("--design-from", type=Path, default=None,
+                       help="a packaged dataset whose arms (its recording design) this "
+                       "recording reuses, so that the two can be replayed together")
     p_pkg = sub.add_parser("package", help="package a raw recording (e.g. an interrupted "
                            "one) as a dataset, features under this build's schema")
     p_pkg.add_argument("--out", type=Path, default=Path("/var/tmp/scxd-testbed-record"),
@@ -211,13 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(args.out), "--repeats", str(args.repeats),
                    "--windows", str(args.windows), "--draws", str(args.draws),
                    "--only-workloads", args.only_workloads, "--only-arms", args.only_arms]
+            cmd += prepare_recording(args)
             run = tb_run.run_full(art, cmd, args.out, timeout=args.timeout, keep=True)
             if run.problem():
                 print(run.problem(), file=sys.stderr)
             summary = package(args.out, args.dataset, art)
             print(json.dumps(summary, indent=2))
             return 0 if summary["complete"] else 1
-    except (tb_build.BuildError, JournalError, PackagedDatasetError) as exc:
+    except (tb_build.BuildError, JournalError, PackagedDatasetError,
+            WorkloadFileError) as exc:
         # e.g. a recording whose guest never started has no journal to package
         print(f"scxd-testbed: {exc}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ from scxd.features import (
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
 from scxd.workloads import BY_NAME as WORKLOADS
+from scxd.workloads import Headline
 
 
 class PackagedDatasetError(ValueError):
@@ -312,7 +313,8 @@ def readme(m: dict[str, Any], runs: list[dict[str, Any]],
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + "; test bed "
         f"recipe {tb.get('recipe_version')}, {tb.get('clang', '')}.",
         "",
-        *outcome_table(runs, m["arms"]),
+        *outcome_table(runs, m["arms"],
+                       recorded_headlines(list(m["workloads"]), m.get("headlines") or {})),
         *(reward_lines or []),
     ]
     return "\n".join(lines)
@@ -343,28 +345,47 @@ def design_lines(design: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def outcome_table(runs: list[dict[str, Any]], arms: list[str]) -> list[str]:
+def recorded_headlines(names: list[str], declared: dict[str, Any]) -> dict[str, Headline]:
+    """Each recorded workload's headline: scxd's declaration, else the one the recording's
+    header carries (a workload from a workloads file); workloads with neither are left out.
+    scxd's own come first, in declaration order."""
+    declared_order = list(WORKLOADS)
+    out = {}
+    for name in sorted(names, key=lambda n: (declared_order.index(n) if n in WORKLOADS
+                                              else len(declared_order), n)):
+        if name in WORKLOADS:
+            out[name] = WORKLOADS[name].headline
+            continue
+        d = declared.get(name)
+        if isinstance(d, dict) and d.get("metric") and d.get("direction") in ("higher",
+                                                                               "lower"):
+            out[name] = Headline(str(d["metric"]), d["direction"] == "higher",
+                                 str(d.get("unit", "")), str(d.get("doc", "")))
+    return out
+
+
+def outcome_table(runs: list[dict[str, Any]], arms: list[str],
+                  headlines: dict[str, Headline]) -> list[str]:
     """Each workload's own headline figure per arm: mean ± sd over repeats (n)."""
     cells: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
     for r in runs:
-        wl = WORKLOADS.get(r["workload"])
-        value = wl.headline_value(r.get("outcome")) if wl else None
+        h = headlines.get(r["workload"])
+        value = h.value(r.get("outcome")) if h else None
         if value is not None:
             cells[(r["workload"], r["arm"])].append(value)
-    workloads = [w for w in WORKLOADS.values() if any(k[0] == w.name for k in cells)]
+    workloads = [(n, h) for n, h in headlines.items() if any(k[0] == n for k in cells)]
     if not workloads:
         return []
     out = ["## What the workloads themselves measured", "",
            "Mean ± standard deviation over repeats (n < repeats: the figure was missing, e.g."
            " the workload was starved after an ejection). " + ", ".join(
-               f"{w.name}: {w.headline.metric} ({w.headline.direction} is better)"
-               for w in workloads) + ".", "",
-           "| arm | " + " | ".join(w.name for w in workloads) + " |",
+               f"{n}: {h.metric} ({h.direction} is better)" for n, h in workloads) + ".", "",
+           "| arm | " + " | ".join(n for n, _ in workloads) + " |",
            "|---|" + "---|" * len(workloads)]
     for arm in arms:
         row = []
-        for w in workloads:
-            v = cells.get((w.name, arm), [])
+        for n, _ in workloads:
+            v = cells.get((n, arm), [])
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
             row.append(f"{statistics.mean(v):.3g} ± {sd:.2g} ({len(v)})" if v else "—")
         out.append(f"| `{arm}` | " + " | ".join(row) + " |")

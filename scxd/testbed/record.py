@@ -50,7 +50,7 @@ from scxd.telemetry.sampler import Sampler
 from scxd.testbed.design import Design, DesignArm, build_design, design_from_dict
 from scxd.testbed.run import guest_search_path
 from scxd.window import Windower
-from scxd.workloads import Workload, select
+from scxd.workloads import Workload, load_file, select
 
 
 def versions() -> dict[str, str]:
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=8,
                     help="parameter draws added to the named presets")
     ap.add_argument("--only-workloads", default="")
+    ap.add_argument("--workloads-file", type=Path, default=None,
+                    help="more workloads, declared in TOML (scxd.workloads.load_file)")
     ap.add_argument("--only-arms", default="",
                     help="comma-separated arm labels (smoke tests); default: the design")
     args = ap.parse_args(argv)
@@ -115,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     design = load_or_build_design(args.out / "design.json", act, args)
     arms = [a for a in design.arms if not args.only_arms
             or a.label in args.only_arms.split(",")]
-    workloads = select(args.only_workloads)
+    workloads = select(args.only_workloads,
+                       load_file(args.workloads_file) if args.workloads_file else ())
     header = {**schema_header(), "host": "sched_ext test bed (qemu TCG)",
               "kernel": os.uname().release, "recorder": vars(args) | {
-                  "testbed": str(args.testbed), "out": str(args.out)},
+                  "testbed": str(args.testbed), "out": str(args.out),
+              "workloads_file": str(args.workloads_file or "")},
               "versions": versions(), "arms": [a.label for a in arms],
               "arm_set": ArmSet([a.action for a in arms]).header(),
               "design": design.as_dict(),
