@@ -261,11 +261,18 @@ BY_NAME: dict[str, Workload] = {w.name: w for w in WORKLOADS}
 
 
 class UnknownWorkload(KeyError):
-    """A dataset or a command line names a workload this module does not declare."""
+    """A dataset or a command line names a workload this module does not declare (nor the
+    workloads file given with it)."""
+
+    def __init__(self, name: str, extra: tuple[str, ...] = ()):
+        super().__init__(name, extra)
 
     def __str__(self) -> str:
-        return (f"unknown workload {self.args[0]!r} (declared in scxd/workloads.py: "
-                f"{', '.join(BY_NAME)})")
+        name, extra = self.args
+        known = f"declared in scxd/workloads.py: {', '.join(BY_NAME)}"
+        if extra:
+            known += f"; in the workloads file: {', '.join(extra)}"
+        return f"unknown workload {name!r} ({known})"
 
 
 def get(name: str) -> Workload:
@@ -286,8 +293,27 @@ def select(names: str | list[str] | None, extra: tuple[Workload, ...] = ()
     by_name = {w.name: w for w in known}
     for n in wanted:
         if n not in by_name:
-            raise UnknownWorkload(n)
+            raise UnknownWorkload(n, tuple(w.name for w in extra))
     return tuple(w for w in known if w.name in wanted)
+
+
+def recorded_headlines(names: list[str], declared: dict[str, Any]) -> dict[str, Headline]:
+    """Each recorded workload's headline: scxd's declaration, else the one the recording's
+    header carries (a workload from a workloads file); workloads with neither are left out.
+    scxd's own come first, in declaration order."""
+    declared_order = list(BY_NAME)
+    out = {}
+    for name in sorted(names, key=lambda n: (declared_order.index(n) if n in BY_NAME
+                                              else len(declared_order), n)):
+        if name in BY_NAME:
+            out[name] = BY_NAME[name].headline
+            continue
+        d = declared.get(name)
+        if isinstance(d, dict) and d.get("metric") and d.get("direction") in ("higher",
+                                                                               "lower"):
+            out[name] = Headline(str(d["metric"]), d["direction"] == "higher",
+                                 str(d.get("unit", "")), str(d.get("doc", "")))
+    return out
 
 
 # -- workloads declared in a file ---------------------------------------------------------------
@@ -363,6 +389,21 @@ def load_file(path: str | Path) -> tuple[Workload, ...]:
             if proc.repeat not in FILE_REPEAT:
                 raise WorkloadFileError(f"{where}: processes[{j}].repeat {proc.repeat!r} is "
                                         f"not one of {', '.join(FILE_REPEAT)}")
+            odd = sorted({m for a in proc.argv for m in re.findall(r"\{[^}]*\}", a)}
+                         - {"{seconds}", "{seed}"})
+            if odd:
+                raise WorkloadFileError(f"{where}: processes[{j}].argv: unknown placeholder "
+                                        f"{odd[0]} (only {{seconds}} and {{seed}})")
+        # A timed loop prints only its iteration times (the command's output is
+        # discarded): the timed-loop parser needs one, and every other parser another kind.
+        timed = [p.repeat == "timed-loop" for p in d.processes]
+        if "timed-loop" in d.parsers and not any(timed):
+            raise WorkloadFileError(f"{where}: parser timed-loop needs a process with "
+                                    "repeat = \"timed-loop\"")
+        if any(p != "timed-loop" for p in d.parsers) and all(timed):
+            raise WorkloadFileError(f"{where}: parsers {', '.join(d.parsers)} read a "
+                                    "command's output, but every process is a timed loop "
+                                    "(whose commands' output is discarded)")
         procs = [(list(p.argv), p.repeat) for p in d.processes]
 
         def commands(seconds: int, seed: int, procs=procs) -> list[list[str]]:

@@ -101,7 +101,23 @@ def test_unknown_workloads_are_named_not_guessed(tmp_path):
     ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)},
                        workload="made_up")
     rep = report(load_dataset(ds), ["throughput"], "none", "throughput")
-    assert rep["skipped"] == ["made_up: not declared in scxd/workloads.py"]
+    assert rep["skipped"] == ["made_up: no headline (not declared in scxd/workloads.py nor "
+                              "in the dataset's manifest)"]
+
+
+def test_a_workload_from_a_file_is_judged_by_the_headline_its_recording_carries(tmp_path):
+    """A recording of a workload scxd does not declare (``--workloads-file``) carries its
+    headline in the manifest: validate-reward ranks by it like by a declared one's."""
+    ds = write_dataset(tmp_path / "ds", {("fair", ""): (10.0, 1.0), ("a", ""): (20.0, 0.5)},
+                       workload="made_up")
+    manifest = json.loads((ds / "manifest.json").read_text())
+    manifest["headlines"] = {"made_up": {"metric": "hackbench_s_mean", "direction": "lower",
+                                         "unit": "s", "doc": ""}}
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+    rep = report(load_dataset(ds), ["throughput"], "none", "throughput")
+    assert rep["skipped"] == []
+    wl = rep["objectives"]["throughput"]["workloads"]["made_up"]
+    assert wl["tau"] == 1.0 and wl["outcome_loss_pct"] == 0.0
 
 
 def test_mixed_feature_versions_are_refused(tmp_path):

@@ -15,6 +15,7 @@ from scxd.journal import JournalWriter
 from scxd.testbed.build import Artifacts
 from scxd.testbed.cli import prepare_recording
 from scxd.testbed.dataset import PackagedDatasetError, package
+from scxd.testbed.record import recorded_workloads
 from scxd.workloads import (
     BY_NAME,
     UnknownWorkload,
@@ -71,6 +72,8 @@ def test_select_finds_file_workloads_beside_scxds_own():
     assert len(select(None, extra)) == len(BY_NAME) + 3
     with pytest.raises(UnknownWorkload):
         select("matrix_batch")          # not without the file
+    with pytest.raises(UnknownWorkload, match="in the workloads file: switch_pairs, "):
+        select("matrix", extra)
 
 
 def test_loop_and_timed_loop_processes_run_for_the_cell(tmp_path):
@@ -81,11 +84,11 @@ def test_loop_and_timed_loop_processes_run_for_the_cell(tmp_path):
                        '"--seed", "{seed}"]', 'argv = ["true", "{seed}"]\nrepeat = '
                        '"timed-loop"'))
     wl = load_file(p)[0]
-    [cmd] = wl.commands(1, 5)
+    [cmd] = wl.commands(3, 5)
     assert cmd[:2] == ["sh", "-c"] and "true 5" in cmd[2]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
     figures = wl.outcome([out])
-    assert figures["iteration_s_iterations"] >= 2 and wl.headline_value(figures) < 1.0
+    assert figures["iteration_s_iterations"] >= 1 and wl.headline_value(figures) < 1.0
 
 
 @pytest.mark.parametrize("change, named", [
@@ -99,6 +102,10 @@ def test_loop_and_timed_loop_processes_run_for_the_cell(tmp_path):
     (('"{seed}"]', '"{seed}"]\nrepeat = "forever"'), "processes[0].repeat 'forever'"),
     (('"{seed}"]', '"{seed}"]\nnice = 5'), "workloads.0.processes.0.nice"),
     (("describe", "describe = \n"), "w.toml"),                            # not TOML
+    (('"{seed}"]', '"{secs}"]'), "unknown placeholder {secs}"),
+    (('parsers = ["stress-ng"]', 'parsers = ["stress-ng", "timed-loop"]'),
+     "parser timed-loop needs a process"),
+    (('"{seed}"]', '"{seed}"]\nrepeat = "timed-loop"'), "every process is a timed loop"),
 ])
 def test_a_bad_file_is_refused_naming_the_problem(tmp_path, change, named):
     p = write(tmp_path, ONE.replace(*change, 1))
@@ -131,15 +138,47 @@ def test_prepare_recording_copies_the_file_and_reuses_a_datasets_design(tmp_path
     assert prepare_recording(a) == extra        # resuming with the same design is fine
 
 
+def test_without_only_workloads_a_file_records_its_own_workloads():
+    assert [w.name for w in recorded_workloads("", UNSEEN)] == [
+        "switch_pairs", "matrix_batch", "waker_beside_memory"]
+    assert [w.name for w in recorded_workloads("idle,switch_pairs", UNSEEN)] == [
+        "idle", "switch_pairs"]
+    assert len(recorded_workloads("", None)) == len(BY_NAME)
+
+
 def test_prepare_recording_refuses_before_the_guest_boots(tmp_path):
     with pytest.raises(UnknownWorkload):
         prepare_recording(args(tmp_path, workloads_file=UNSEEN, only_workloads="nope"))
+    # A resumed recording keeps the workloads file it started with.
+    prepare_recording(args(tmp_path, workloads_file=UNSEEN))
+    other = write(tmp_path, ONE)
+    with pytest.raises(WorkloadFileError, match="exists and differs"):
+        prepare_recording(args(tmp_path, workloads_file=other))
     (tmp_path / "rec").mkdir(exist_ok=True)
     (tmp_path / "rec" / "design.json").write_text('{"arms": []}')
     with pytest.raises(PackagedDatasetError, match="another design"):
         prepare_recording(args(tmp_path, design_from=REPO / "data" / "testbed"))
     with pytest.raises(PackagedDatasetError, match=r"manifest\.json"):
         prepare_recording(args(tmp_path, design_from=tmp_path / "nowhere"))
+    (tmp_path / "nodesign").mkdir()
+    (tmp_path / "nodesign" / "manifest.json").write_text('{"design": {"arms": [1]}}')
+    with pytest.raises(PackagedDatasetError, match="arms, seed and draws"):
+        prepare_recording(args(tmp_path, design_from=tmp_path / "nodesign"))
+    (tmp_path / "rec" / "design.json").write_text("{torn")
+    with pytest.raises(PackagedDatasetError, match="not valid JSON"):
+        prepare_recording(args(tmp_path, design_from=REPO / "data" / "testbed"))
+
+
+def test_the_record_command_reports_a_bad_workload_name_without_a_traceback(
+        tmp_path, capsys, monkeypatch):
+    from scxd.testbed import cli
+
+    monkeypatch.setattr(cli.tb_build, "artifacts_for", lambda *a: pytest.fail("looked"))
+    rc = cli.main(["record", "--out", str(tmp_path / "rec"), "--workloads-file", str(UNSEEN),
+                   "--only-workloads", "matrix_btach"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "unknown workload 'matrix_btach'" in err and "matrix_batch" in err
+    assert "Traceback" not in err
 
 
 def test_a_file_workloads_outcomes_reach_the_dataset_readme(tmp_path):
@@ -172,13 +211,19 @@ def test_replay_takes_the_headlines_of_every_dataset(tmp_path):
         (d / "manifest.json").write_text(json.dumps({"made": name, "headlines": headlines}))
         return str(d)
 
-    first = dataset("a", {"idle": BY_NAME["idle"].as_dict()["headline"]})
+    # An older dataset spelled io_cpu's headline otherwise: scxd's own declaration wins
+    # and two datasets never clash over it.
+    first = dataset("a", {"io_cpu": {"metric": "hdd_bogo_ops_per_s", "direction": "higher"}})
     wl = load_file(UNSEEN)[0]
-    second = dataset("b", {wl.name: wl.as_dict()["headline"]})
+    second = dataset("b", {wl.name: wl.as_dict()["headline"],
+                           "io_cpu": BY_NAME["io_cpu"].as_dict()["headline"]})
     merged = manifest_of([first, second])
-    assert merged["made"] == "a" and set(merged["headlines"]) == {"idle", wl.name}
+    assert merged["made"] == "a" and set(merged["headlines"]) == {wl.name}
     assert headline(wl.name, merged) == ("switch_bogo_ops_per_s", True)
+    assert headline("io_cpu", merged)[0] == "io_cpu_work_ops_per_s"
     assert headline(wl.name, manifest_of([first])) is None
-    clash = dataset("c", {wl.name: {"metric": "other", "direction": "lower"}})
+    reworded = dataset("c", {wl.name: {**wl.as_dict()["headline"], "doc": "other words"}})
+    assert set(manifest_of([second, reworded])["headlines"]) == {wl.name}
+    clash = dataset("d", {wl.name: {"metric": "other", "direction": "lower"}})
     with pytest.raises(ValueError, match="different headlines"):
         manifest_of([second, clash])

@@ -339,11 +339,13 @@ def simulate(policy: Policy, table: Table, plan: Sequence[tuple[str, int]], seed
 
 def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
     """The first dataset manifest among ``paths``, with the ``headlines`` of every one of
-    them (a dataset of workloads scxd does not declare carries their headlines; replayed
-    beside another, both sets count).  Two datasets that declare one workload's headline
-    differently are refused."""
+    them for the workloads scxd does not declare (a recording of such workloads carries
+    their headlines; replayed beside another, both count).  Two datasets that judge one such
+    workload by another figure or direction are refused."""
+    from scxd import workloads
+
     merged: dict[str, Any] = {}
-    headlines: dict[str, Any] = {}
+    headlines: dict[str, tuple[tuple[Any, ...], Mapping[str, Any]]] = {}
     origin: dict[str, str] = {}
     for p in paths:
         m = Path(p) / "manifest.json"
@@ -353,14 +355,20 @@ def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
             manifest = json.loads(m.read_text())
         except json.JSONDecodeError:
             continue
+        if not isinstance(manifest, dict):
+            continue
         if not merged:
             merged = manifest
-        for name, h in (manifest.get("headlines") or {}).items():
-            if name in headlines and headlines[name] != h:
-                raise ValueError(f"workload {name!r}: {origin[name]} and {m} declare "
-                                 f"different headlines ({headlines[name]} vs {h})")
-            headlines.setdefault(name, h)
+        declared = manifest.get("headlines")
+        for name, h in (declared if isinstance(declared, dict) else {}).items():
+            if name in workloads.BY_NAME or not isinstance(h, Mapping):
+                continue    # scxd's own declaration is the one used (see headline)
+            judged = (h.get("metric"), h.get("direction"), h.get("higher_is_better"))
+            if name in headlines and headlines[name][0] != judged:
+                raise ValueError(f"workload {name!r}: {origin[name]} and {m} judge it by "
+                                 f"different headlines ({headlines[name][1]} vs {h})")
+            headlines.setdefault(name, (judged, h))
             origin.setdefault(name, str(m))
     if merged:
-        merged = {**merged, "headlines": headlines}
+        merged = {**merged, "headlines": {n: h for n, (_, h) in headlines.items()}}
     return merged

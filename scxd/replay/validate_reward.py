@@ -55,7 +55,7 @@ from scxd.reward import (
     cost,
     terms_from_metrics,
 )
-from scxd.workloads import BY_NAME, Workload
+from scxd.workloads import Headline, recorded_headlines
 
 VERB = "validate-reward"
 HELP = "rank arms per workload by an objective's cost and by the workload's own outcome"
@@ -130,17 +130,18 @@ def arm_costs(windows: Sequence[dict[str, Any]], objective: str,
     return {a: statistics.fmean(v) for a, v in per_arm.items()}
 
 
-def arm_outcomes(runs: Sequence[dict[str, Any]], wl: Workload) -> dict[str, list[float]]:
+def arm_outcomes(runs: Sequence[dict[str, Any]], h: Headline) -> dict[str, list[float]]:
     out: dict[str, list[float]] = collections.defaultdict(list)
     for r in runs:
         if r.get("ok"):
-            v = wl.headline_value(r.get("outcome"))
+            v = h.value(r.get("outcome"))
             if v is not None:
                 out[r["arm"]].append(v)
     return out
 
 
-def rank_workload(wl: Workload, costs: dict[str, float], outcomes: dict[str, list[float]],
+def rank_workload(name: str, h: Headline, costs: dict[str, float],
+                  outcomes: dict[str, list[float]],
                   judge: dict[str, list[float]] | None, order: Sequence[str]
                   ) -> WorkloadResult | None:
     """Compare the cost ranking with the outcome ranking over arms that have both.
@@ -152,7 +153,6 @@ def rank_workload(wl: Workload, costs: dict[str, float], outcomes: dict[str, lis
     if len(arms) < 2:
         return None
     mean_out = {a: statistics.fmean(outcomes[a]) for a in arms}
-    h = wl.headline
     tau = kendall_tau_b([-costs[a] for a in arms], [h.goodness(mean_out[a]) for a in arms])
     pick = min(arms, key=lambda a: (costs[a], arms.index(a)))
     judged = {a: statistics.fmean(judge[a]) for a in arms}
@@ -162,7 +162,7 @@ def rank_workload(wl: Workload, costs: dict[str, float], outcomes: dict[str, lis
     (m_top, se_top), (m_worst, se_worst) = mean_se(outcomes[top]), mean_se(outcomes[worst])
     se = math.hypot(se_top, se_worst)
     separable = abs(m_top - m_worst) > SEPARABLE_SE * se if se > 0 else m_top != m_worst
-    return WorkloadResult(wl.name, h.metric, h.direction, len(arms), tau, pick, judged[pick],
+    return WorkloadResult(name, h.metric, h.direction, len(arms), tau, pick, judged[pick],
                           best, judged[best], h.loss_pct(judged[pick], judged[best]),
                           separable, {a: costs[a] for a in arms}, mean_out)
 
@@ -176,10 +176,12 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none",
     order = ds.arms()
     results: dict[str, list[WorkloadResult]] = {o: [] for o in objectives}
     skipped: list[str] = []
+    headlines = recorded_headlines(ds.workloads(), ds.manifest.get("headlines") or {})
     for name in ds.workloads():
-        wl = BY_NAME.get(name)
-        if wl is None:
-            skipped.append(f"{name}: not declared in scxd/workloads.py")
+        h = headlines.get(name)
+        if h is None:
+            skipped.append(f"{name}: no headline (not declared in scxd/workloads.py nor in "
+                           "the dataset's manifest)")
             continue
         windows = [w for w in scored if w["workload"] == name]
         runs = [r for r in ds.runs if r["workload"] == name]
@@ -189,8 +191,8 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none",
         for objective in objectives:
             if split == "none":
                 ref = fair_reference(windows)
-                r = rank_workload(wl, arm_costs(windows, objective, ref, specs),
-                                  arm_outcomes(runs, wl), None, order)
+                r = rank_workload(name, h, arm_costs(windows, objective, ref, specs),
+                                  arm_outcomes(runs, h), None, order)
                 if r is None:
                     skipped.append(f"{name}: fewer than two arms with windows and outcomes")
                     break
@@ -202,13 +204,13 @@ def validate(ds: Dataset, objectives: Sequence[str], split: str = "none",
                     held = [r for r in runs if r["repeat"] % 2 != parity]
                     own = [r for r in runs if r["repeat"] % 2 == parity]
                     halves.append(rank_workload(
-                        wl, arm_costs(fit, objective, fair_reference(fit), specs),
-                        arm_outcomes(own, wl), arm_outcomes(held, wl), order))
+                        name, h, arm_costs(fit, objective, fair_reference(fit), specs),
+                        arm_outcomes(own, h), arm_outcomes(held, h), order))
                 if None in halves:
                     skipped.append(f"{name}: too few repeats to split")
                     break
                 # Separability is a property of the workload: judged on every repeat.
-                whole = rank_workload(wl, halves[0].costs, arm_outcomes(runs, wl), None,
+                whole = rank_workload(name, h, halves[0].costs, arm_outcomes(runs, h), None,
                                       order)
                 merged = _merge_halves(halves)
                 results[objective].append(dataclasses.replace(

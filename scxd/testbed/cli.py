@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from scxd.catalog import CatalogError, build_catalog
 from scxd.journal import JournalError
 from scxd.testbed import build as tb_build
 from scxd.testbed.dataset import PackagedDatasetError
-from scxd.workloads import WorkloadFileError
+from scxd.workloads import UnknownWorkload, WorkloadFileError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,26 +106,36 @@ def prepare_recording(args: argparse.Namespace) -> list[str]:
     """Check a workloads file and copy it, and a reused design, into the recording's
     directory (the guest reads them there; they stay with the raw recording).  Returns the
     recorder's extra arguments."""
-    from scxd.workloads import load_file, select
+    from scxd.testbed.record import recorded_workloads
 
+    recorded_workloads(args.only_workloads, args.workloads_file)  # every name resolves
     args.out.mkdir(parents=True, exist_ok=True)
     extra: list[str] = []
     if args.workloads_file:
-        select(args.only_workloads or None, load_file(args.workloads_file))
         copy = args.out / "workloads.toml"
-        if copy.resolve() != args.workloads_file.resolve():
-            shutil.copyfile(args.workloads_file, copy)
+        wanted = args.workloads_file.read_bytes()
+        # A resumed recording keeps its workloads: cells already done are known by name.
+        if copy.exists() and copy.read_bytes() != wanted:
+            raise WorkloadFileError(f"{copy} exists and differs from {args.workloads_file}: "
+                                    "a recording keeps its workloads (use a new --out)")
+        copy.write_bytes(wanted)
         extra += ["--workloads-file", str(copy)]
     if args.design_from:
         manifest = args.design_from / "manifest.json"
         try:
             design = json.loads(manifest.read_text()).get("design")
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, AttributeError) as exc:
             raise PackagedDatasetError(f"--design-from {manifest}: {exc}") from None
-        if not isinstance(design, dict) or not design.get("arms"):
-            raise PackagedDatasetError(f"{args.design_from}: its manifest has no design")
+        if not isinstance(design, dict) or not all(design.get(k) is not None
+                                                   for k in ("arms", "seed", "draws")):
+            raise PackagedDatasetError(f"--design-from {manifest}: no recording design "
+                                       "(arms, seed and draws) in it")
         saved = args.out / "design.json"
-        if saved.exists() and json.loads(saved.read_text()) != design:
+        try:
+            same = not saved.exists() or json.loads(saved.read_text()) == design
+        except json.JSONDecodeError as exc:
+            raise PackagedDatasetError(f"{saved}: not valid JSON ({exc})") from None
+        if not same:
             raise PackagedDatasetError(f"{saved} exists with another design than "
                                        f"{args.design_from}'s: use a new --out")
         saved.write_text(json.dumps(design, indent=1) + "\n")
@@ -200,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                                  scx_src=args.scx_src)
             print(json.dumps(tb_build.describe(art), indent=2))
             return 0
+        # A recording's own inputs are checked first: a typo is not worth a boot.
+        recorder_args = prepare_recording(args) if args.verb == "record" else []
         art = tb_build.artifacts_for(args.cache, args.scx_src)
         if args.verb == "status":
             print(json.dumps(tb_build.describe(art), indent=2))
@@ -249,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(args.out), "--repeats", str(args.repeats),
                    "--windows", str(args.windows), "--draws", str(args.draws),
                    "--only-workloads", args.only_workloads, "--only-arms", args.only_arms]
-            cmd += prepare_recording(args)
+            cmd += recorder_args
             run = tb_run.run_full(art, cmd, args.out, timeout=args.timeout, keep=True)
             if run.problem():
                 print(run.problem(), file=sys.stderr)
@@ -257,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, indent=2))
             return 0 if summary["complete"] else 1
     except (tb_build.BuildError, JournalError, PackagedDatasetError,
-            WorkloadFileError) as exc:
+            WorkloadFileError, UnknownWorkload) as exc:
         # e.g. a recording whose guest never started has no journal to package
         print(f"scxd-testbed: {exc}", file=sys.stderr)
         return 1

@@ -33,8 +33,7 @@ from scxd.features import (
 )
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
-from scxd.workloads import BY_NAME as WORKLOADS
-from scxd.workloads import Headline
+from scxd.workloads import Headline, recorded_headlines
 
 
 class PackagedDatasetError(ValueError):
@@ -343,25 +342,6 @@ def design_lines(design: dict[str, Any]) -> list[str]:
         out += ["", "Not recorded (not available in the test bed): "
                 + "; ".join(design["skipped"]) + "."]
     return [*out, ""]
-
-
-def recorded_headlines(names: list[str], declared: dict[str, Any]) -> dict[str, Headline]:
-    """Each recorded workload's headline: scxd's declaration, else the one the recording's
-    header carries (a workload from a workloads file); workloads with neither are left out.
-    scxd's own come first, in declaration order."""
-    declared_order = list(WORKLOADS)
-    out = {}
-    for name in sorted(names, key=lambda n: (declared_order.index(n) if n in WORKLOADS
-                                              else len(declared_order), n)):
-        if name in WORKLOADS:
-            out[name] = WORKLOADS[name].headline
-            continue
-        d = declared.get(name)
-        if isinstance(d, dict) and d.get("metric") and d.get("direction") in ("higher",
-                                                                               "lower"):
-            out[name] = Headline(str(d["metric"]), d["direction"] == "higher",
-                                 str(d.get("unit", "")), str(d.get("doc", "")))
-    return out
 
 
 def outcome_table(runs: list[dict[str, Any]], arms: list[str],

@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     design = load_or_build_design(args.out / "design.json", act, args)
     arms = [a for a in design.arms if not args.only_arms
             or a.label in args.only_arms.split(",")]
-    workloads = select(args.only_workloads,
-                       load_file(args.workloads_file) if args.workloads_file else ())
+    workloads = recorded_workloads(args.only_workloads, args.workloads_file)
     header = {**schema_header(), "host": "sched_ext test bed (qemu TCG)",
               "kernel": os.uname().release, "recorder": vars(args) | {
                   "testbed": str(args.testbed), "out": str(args.out),
@@ -146,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
         sampler.close()
         journal.close()
     return 0
+
+
+def recorded_workloads(only: str, workloads_file: Path | None) -> tuple[Workload, ...]:
+    """What a recording runs: ``only`` (comma-separated names) among scxd's workloads and
+    the file's; without ``only``, the file's workloads when a file is given, else scxd's."""
+    extra = load_file(workloads_file) if workloads_file else ()
+    if not only and extra:
+        return extra
+    return select(only or None, extra)
 
 
 def load_or_build_design(path: Path, act: Actuator, args: argparse.Namespace) -> Design:
