@@ -54,6 +54,18 @@ _STRESS = re.compile(r"metrc: \[\d+\] (\w[\w-]*)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s
                      r"([\d.]+)")
 
 
+#: stress-ng's own verdict that a run's figures cannot be trusted (0.15.06 in the test-bed
+#: guest: the switch stressor, interrupted mid-operation, fails its metrics check and
+#: reports rates that are 2–4× the completed runs' — or 0).
+_STRESS_FAILED = re.compile(r"metrics-check: stressor metrics corrupted|"
+                            r"unsuccessful run completed")
+
+
+def stress_ng_failed(text: str) -> bool:
+    """Whether stress-ng said its run failed or its metrics are compromised."""
+    return _STRESS_FAILED.search(text) is not None
+
+
 def stress_ng(text: str) -> dict[str, StressorMetrics]:
     """Rows of ``stress-ng --metrics-brief``, by stressor name (the header row has no
     numbers and does not match)."""

@@ -141,13 +141,34 @@ def compile_loops(n: int, seconds: int) -> list[list[str]]:
 
 # -- outcome parsers ----------------------------------------------------------------------------
 def parse_stress(outputs: list[str]) -> dict[str, Any]:
+    """stress-ng's figures; none from a run stress-ng itself calls failed."""
     out: dict[str, Any] = {}
     for text in outputs:
+        if benchparse.stress_ng_failed(text):
+            continue
         for name, m in benchparse.stress_ng(text).items():
             out[f"{name}_bogo_ops"] = m.bogo_ops
             out[f"{name}_bogo_ops_per_s"] = m.bogo_ops_per_s
             out[f"{name}_bogo_ops_per_cpu_s"] = round(m.bogo_ops_per_cpu_s, 3)
     return out
+
+
+def trusted_outcome(run: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run with the stress-ng figures dropped when stress-ng said the run failed
+    (its output's tail, kept per process, says so; recordings made before
+    :func:`parse_stress` learnt to skip them hold those figures).  Other figures — a
+    cyclictest's beside a failed stress-ng — stay; ``outcome_dropped`` says what went."""
+    tails = run.get("output_tail") or []
+    outcome = run.get("outcome")
+    if not isinstance(outcome, dict) or not any(
+            isinstance(t, str) and benchparse.stress_ng_failed(t) for t in tails):
+        return run
+    dropped = sorted(k for k in outcome if "bogo_ops" in k or k == IO_CPU_WORK)
+    if not dropped:
+        return run
+    return {**run, "outcome": {k: v for k, v in outcome.items() if k not in dropped},
+            "outcome_dropped": {"figures": dropped,
+                                "why": "stress-ng: unsuccessful run (metrics check failed)"}}
 
 
 def parse_iterations(key: str, reader: Callable[[str], list[float]]) -> Parser:

@@ -122,3 +122,33 @@ def test_select_and_unknown():
     assert select("") == WORKLOADS
     with pytest.raises(UnknownWorkload, match="unknown workload 'nope'"):
         select("nope")
+
+
+FAILED_SWITCH = "\n".join(f"stress-ng: {row}" for row in (
+    "metrc: [186] stressor       bogo ops real time  usr time  sys time   bogo ops/s     "
+    "bogo ops/s",
+    "metrc: [186] switch          2551151      8.04      1.00      6.00    9593.62      "
+    "3644.50",
+    "fail:  [186] metrics-check: stressor metrics corrupted, data is compromised",
+    "info:  [186] unsuccessful run completed in 8.04s"))
+
+
+def test_a_failed_stress_ng_run_yields_no_figures():
+    """stress-ng says an interrupted switch stressor's metrics are compromised (its rate was
+    2–4× the completed runs'): the figure is missing, not wrong."""
+    assert benchparse.stress_ng_failed(FAILED_SWITCH)
+    assert not benchparse.stress_ng_failed(STRESS_TWO)
+    assert workloads.parse_stress([FAILED_SWITCH]) == {}
+    assert set(workloads.parse_stress([FAILED_SWITCH, STRESS_TWO])) >= {"cpu_bogo_ops_per_s"}
+
+
+def test_recorded_figures_of_a_failed_stress_ng_run_are_dropped_at_read_time():
+    run = {"workload": "waker", "arm": "fair", "output_tail": ["T: 0 ... Avg: 92", FAILED_SWITCH],
+           "outcome": {"wakeup_us_avg": 92.0, "switch_bogo_ops": 2551151,
+                       "switch_bogo_ops_per_s": 9593.62}}
+    kept = workloads.trusted_outcome(run)
+    assert kept["outcome"] == {"wakeup_us_avg": 92.0}
+    assert kept["outcome_dropped"]["figures"] == ["switch_bogo_ops", "switch_bogo_ops_per_s"]
+    assert run["outcome"]["switch_bogo_ops_per_s"] == 9593.62       # the record is untouched
+    fine = {**run, "output_tail": ["T: 0", STRESS_TWO]}
+    assert workloads.trusted_outcome(fine) is fine

@@ -199,6 +199,21 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
                          f"({', '.join(table.workloads)})")
     trained_on = [w for w in table.workloads if w not in holdout]
     evaluated = list(holdout) or table.workloads
+    # A window's loss needs its arm's outcome: a workload with arms that have no trusted
+    # figure on the evaluation repeats (a tool that disowned its run) cannot be judged —
+    # a policy could hide in an unmeasured arm, and fair's own share would vanish.
+    unjudged = {}
+    for w in evaluated:
+        missing = int(np.isnan(table.outcome[table.workloads.index(w)]).sum())
+        if missing:
+            unjudged[w] = (f"{missing} of {len(table.arms)} arms have no trusted outcome on "
+                           f"the evaluation repeats")
+    if unjudged:
+        say("not judged: " + "; ".join(f"{w}: {why}" for w, why in unjudged.items()))
+        evaluated = [w for w in evaluated if w not in unjudged]
+        if not evaluated:
+            raise ValueError("no workload left to judge: " + "; ".join(
+                f"{w}: {why}" for w, why in unjudged.items()))
     guard = guard or GuardConfig()
     names = list(policies or [e.name for e in registry.ENTRIES])
     skipped: dict[str, str] = {}
@@ -266,6 +281,7 @@ def run_bench(datasets: Sequence[str], policies: Sequence[str] | None = None, se
         "eval_repeats": list(eval_repeats), "train_repeats": train, "windows": windows,
         "window_s": window_s, "phase_windows": [30, 200], "pretrain": pretrain,
         "holdout_workloads": list(holdout), "evaluated_workloads": evaluated,
+        "unjudged_workloads": unjudged,
         "workloads": table.workloads, "headlines": dict(zip(table.workloads, table.headlines,
                                                              strict=True)),
         "arms": table.arms.labels(), "arm_set": table.arms.hash,
@@ -322,6 +338,8 @@ def markdown(result: dict[str, Any]) -> str:
                f"{len(c['arms'])} arms; hindsight-best fixed arm `{c['hindsight_arm']}`"
                + (f"; held-out workloads {c['holdout_workloads']}" if c['holdout_workloads']
                   else "") + ".")
+    for w, why in (c.get("unjudged_workloads") or {}).items():
+        out.append(f"Not judged: `{w}` ({why}).")
     by_workload = result.get("per_workload") or {}
     if by_workload:
         workloads = list(next(iter(by_workload.values())))

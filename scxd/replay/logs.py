@@ -85,10 +85,10 @@ def _dataset(path: Path) -> _Source:
             elif rec["kind"] == "window":
                 raw.append(rec)
     runs: list[dict[str, Any]] = []
-    rpath = path / "runs.jsonl.xz"
-    if rpath.exists():
-        with lzma.open(rpath, "rt", encoding="utf-8") as fh:
-            runs = [json.loads(line) for line in fh if line.strip()]
+    if (path / "runs.jsonl.xz").exists():
+        from scxd.testbed.dataset import load_runs
+
+        runs = load_runs(path)
     manifest: dict[str, Any] = {}
     if (path / "manifest.json").exists():
         try:

@@ -33,7 +33,7 @@ from scxd.features import (
 )
 from scxd.journal import JournalError, JournalReader, decode, encode
 from scxd.testbed.build import Artifacts
-from scxd.workloads import Headline, recorded_headlines
+from scxd.workloads import Headline, recorded_headlines, trusted_outcome
 
 
 class PackagedDatasetError(ValueError):
@@ -133,8 +133,10 @@ def refeature(dataset: Path) -> dict[str, Any]:
 
 
 def load_runs(dataset: Path) -> list[dict[str, Any]]:
+    """The dataset's runs, each with only the figures its tools vouched for
+    (:func:`scxd.workloads.trusted_outcome`)."""
     with lzma.open(dataset / "runs.jsonl.xz", "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        return [trusted_outcome(json.loads(line)) for line in fh if line.strip()]
 
 
 def package(raw: Path, dest: Path, art: Artifacts) -> dict[str, Any]:
@@ -348,7 +350,7 @@ def outcome_table(runs: list[dict[str, Any]], arms: list[str],
                   headlines: dict[str, Headline]) -> list[str]:
     """Each workload's own headline figure per arm: mean ± sd over repeats (n)."""
     cells: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
-    for r in runs:
+    for r in map(trusted_outcome, runs):
         h = headlines.get(r["workload"])
         value = h.value(r.get("outcome")) if h else None
         if value is not None:
