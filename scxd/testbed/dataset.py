@@ -360,7 +360,8 @@ def outcome_table(runs: list[dict[str, Any]], arms: list[str],
         return []
     out = ["## What the workloads themselves measured", "",
            "Mean ± standard deviation over repeats (n < repeats: the figure was missing, e.g."
-           " the workload was starved after an ejection). " + ", ".join(
+           " the workload was starved after an ejection, or stress-ng disowned the run). "
+           + ", ".join(
                f"{n}: {h.metric} ({h.direction} is better)" for n, h in workloads) + ".", "",
            "| arm | " + " | ".join(n for n, _ in workloads) + " |",
            "|---|" + "---|" * len(workloads)]
