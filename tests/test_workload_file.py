@@ -238,3 +238,10 @@ def test_the_unseen_recording_keeps_no_figure_stress_ng_disowned():
     dropped = [r for r in runs if "outcome_dropped" in r]
     assert len(dropped) == 20 and {r["workload"] for r in dropped} == {"switch_pairs"}
     assert not any("switch_bogo_ops_per_s" in r["outcome"] for r in dropped)
+
+
+def test_the_second_unseen_set_loads_too():
+    loaded = load_file(REPO / "bench" / "workloads" / "unseen-ipc.toml")
+    assert [w.name for w in loaded] == ["socket_pairs", "futex_waiters", "clone_storm"]
+    assert not {w.name for w in loaded} & set(BY_NAME)
+    assert all(w.headline.higher_is_better for w in loaded)
