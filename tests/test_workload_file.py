@@ -218,12 +218,13 @@ def test_replay_takes_the_headlines_of_every_dataset(tmp_path):
     second = dataset("b", {wl.name: wl.as_dict()["headline"],
                            "io_cpu": BY_NAME["io_cpu"].as_dict()["headline"]})
     merged = manifest_of([first, second])
-    assert merged["made"] == "a" and set(merged["headlines"]) == {wl.name}
+    assert merged["made"] == "a" and set(merged["headlines"]) == {wl.name, "io_cpu"}
+    assert merged["headlines"]["io_cpu"]["metric"] == "hdd_bogo_ops_per_s"   # as recorded
     assert headline(wl.name, merged) == ("switch_bogo_ops_per_s", True)
     assert headline("io_cpu", merged)[0] == "io_cpu_work_ops_per_s"
     assert headline(wl.name, manifest_of([first])) is None
     reworded = dataset("c", {wl.name: {**wl.as_dict()["headline"], "doc": "other words"}})
-    assert set(manifest_of([second, reworded])["headlines"]) == {wl.name}
+    assert set(manifest_of([second, reworded])["headlines"]) == {wl.name, "io_cpu"}
     clash = dataset("d", {wl.name: {"metric": "other", "direction": "lower"}})
     with pytest.raises(ValueError, match="different headlines"):
         manifest_of([second, clash])

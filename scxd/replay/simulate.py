@@ -361,8 +361,11 @@ def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
             merged = manifest
         declared = manifest.get("headlines")
         for name, h in (declared if isinstance(declared, dict) else {}).items():
-            if name in workloads.BY_NAME or not isinstance(h, Mapping):
-                continue    # scxd's own declaration is the one used (see headline)
+            if not isinstance(h, Mapping):
+                continue
+            if name in workloads.BY_NAME:   # kept as recorded; scxd's declaration is used
+                headlines.setdefault(name, ((), h))
+                continue
             judged = (h.get("metric"), h.get("direction"), h.get("higher_is_better"))
             if name in headlines and headlines[name][0] != judged:
                 raise ValueError(f"workload {name!r}: {origin[name]} and {m} judge it by "
