@@ -521,13 +521,15 @@ def between(rng: np.random.Generator, share_of_w1: float) -> np.ndarray:
 def test_asa_risk_check_runs_fair_when_the_pick_may_be_catastrophic():
     """Where the window is clearly w0, the voted arm 2 runs; where the window might be w1
     (on which arm 2 is catastrophic) the Bayes decision between the voted arm and fair
-    falls to fair, and the reason says why; without the risk check the vote stands."""
+    falls to fair, and the reason says why; without the risk check the vote stands.  (The
+    window between the workloads is also unlike both: the novelty check is off here.)"""
     rng = np.random.default_rng(0)
     data = risky_log(rng)
 
     def policy(risk_check: bool):
         cfg = PolicyConfig.model_validate({"name": "asa", "pretrained": "none",
-                                           "asa": {"risk_check": risk_check}})
+                                           "asa": {"risk_check": risk_check,
+                                                   "novelty_check": False}})
         p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
         p.pretrain(data)
         return p
@@ -550,9 +552,59 @@ def test_asa_risk_check_runs_fair_when_the_pick_may_be_catastrophic():
     assert bh.ARMS.find(voted.action).index == 2 and "risk check" not in voted.reason
 
 
+def unlike_any(rng: np.random.Generator) -> np.ndarray:
+    """A w0 window whose features that tell w0 from w1 are as w0's, but whose others (the
+    same in both workloads) sit far from where either workload put them."""
+    x = bh.context(rng, 0)
+    x[bh.INFORMATIVE // 2:bh.INFORMATIVE] += 0.5
+    return x
+
+
+def test_asa_novelty_check_runs_fair_on_a_window_like_no_training_workload():
+    """Both classifiers call the odd window w0 with confidence (they are softmaxes over
+    the training workloads: "none of these" is no answer), so the vote and the risk check
+    let arm 2 run; the novelty check sees the window is far from both workloads' windows
+    and, from the second such window in a row, runs fair, naming the nearest, until two w0
+    windows in a row come back.  It lets the training windows through but for the
+    configured share."""
+    rng = np.random.default_rng(0)
+    data = risky_log(rng)
+
+    def policy(novelty_check: bool):
+        cfg = PolicyConfig.model_validate({"name": "asa", "pretrained": "none",
+                                           "asa": {"novelty_check": novelty_check}})
+        p = registry.make_policy(cfg, PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
+        p.pretrain(data)
+        return p
+
+    checked, plain = policy(True), policy(False)
+    assert checked.novelty_mean.shape == (2, len(bh.FEATURE_NAMES))
+    inside = checked.novelty(np.stack([checked.features(c)[:-1] for c in data.contexts]))[0]
+    assert 0.985 <= (inside <= checked.novelty_threshold).mean() <= 0.995
+    x = unlike_any(rng)
+    posterior, expected = checked.expected_loss(checked.features(x))
+    assert posterior[0] > 0.9 and expected[2] <= expected[0]    # the risk check lets it by
+    fv = FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, x, ())
+    voted = plain.decide(fv, bh.ARMS.actions())
+    assert bh.ARMS.find(voted.action).index == 2 and "check" not in voted.reason
+    first = checked.decide(fv, bh.ARMS.actions())     # one stray window is not enough
+    assert bh.ARMS.find(first.action).index == 2 and "check" not in first.reason
+    held = checked.decide(fv, bh.ARMS.actions())
+    assert held.action.is_fair and "novelty check" in held.reason and "nearest w0" in held.reason
+    assert held.distribution[arm_key(held.action)] == 1.0 and not held.explore
+
+    # Two training windows of w0 well inside its Gaussian.
+    typical = np.flatnonzero((data.groups == "w0") & (inside < checked.novelty_threshold / 2))
+    w0 = [FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, data.contexts[i], ()) for i in typical[:2]]
+    assert "novelty check" in checked.decide(w0[0], bh.ARMS.actions()).reason
+    assert bh.ARMS.find(checked.decide(w0[1], bh.ARMS.actions()).action).index == 2
+    assert bh.ARMS.find(checked.decide(fv, bh.ARMS.actions()).action).index == 2
+
+
 def test_asa_risk_model_carries_by_arm_key_and_old_checkpoints_still_load(tmp_path):
     """The loss table is per arm: a daemon with other arms keeps each known arm's row by
-    key.  An asa-2 checkpoint (no risk model) loads with the check off."""
+    key, and the novelty model (per workload) whole.  A checkpoint without the risk model
+    (asa-2) or the novelty model (asa-3) loads with that check off."""
     rng = np.random.default_rng(0)
     p = registry.make_policy(PolicyConfig(name="asa", pretrained="none"),
                              PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
@@ -565,15 +617,26 @@ def test_asa_risk_model_carries_by_arm_key_and_old_checkpoints_still_load(tmp_pa
     np.testing.assert_array_equal(q.risk[0], p.risk[2])
     np.testing.assert_array_equal(q.risk[2], p.risk[0])
     assert q.risk_workloads == ["w0", "w1"] and q.workload_weights.shape[0] == 2
+    np.testing.assert_array_equal(q.novelty_precision, p.novelty_precision)
+    assert q.novelty_threshold == p.novelty_threshold
+    x = unlike_any(rng)
+    assert q.novelty(q.features(x)[:-1])[0] == pytest.approx(p.novelty(p.features(x)[:-1])[0])
     d = q.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
                  other.actions())
-    assert d.action.is_fair and "risk check" in d.reason
+    assert d.action.is_fair and "check" in d.reason
+    no_novelty = {k: v for k, v in arrays.items() if not k.startswith("novelty")}
+    s = registry.make_policy(PolicyConfig(name="asa"), PolicyEnv(bh.ARMS, seed=0,
+                                                                 probed=bh.PROBED))
+    s.load_state({**meta, "extra": {**meta["extra"], "novelty_threshold": None}}, no_novelty)
+    assert s.novelty_mean.shape[0] == 0 and s.risk.shape == (5, 2)
+    d = s.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, x, ()), bh.ARMS.actions())
+    assert bh.ARMS.find(d.action).index == 2 and "check" not in d.reason
     old = {k: v for k, v in arrays.items() if k not in ("risk", "workload_weights")}
     old_meta = {**meta, "extra": {"trained": True}}
     r = registry.make_policy(PolicyConfig(name="asa"),
                              PolicyEnv(bh.ARMS, seed=0, probed=bh.PROBED))
     assert "5 of 5 arms carried over" in r.load_state(old_meta, old)
-    assert r.risk.shape == (5, 0) and r.trained
+    assert r.risk.shape == (5, 0) and r.novelty_mean.shape[0] == 0 and r.trained
     d = r.decide(FeatureVector(SCHEMA_NAME, SCHEMA_VERSION, between(rng, 0.45), ()),
                  bh.ARMS.actions())
     assert "risk check" not in d.reason
@@ -662,7 +725,7 @@ def test_a_non_learning_policy_starts_from_the_shipped_model_over_its_own_copy(t
                     {k: v for k, v in arrays.items() if k not in ("risk", "workload_weights")})
     p = registry.make_policy(cfg, PolicyEnv(arms, probed=ALL))
     assert "state from pretrained" in registry.restore(p, cfg, tmp_path)
-    assert p.risk.shape[1] == 11
+    assert p.risk.shape[1] == 11 and p.novelty_precision.shape[0] == 11
     # A learner's own checkpoint still comes first, but not one from another version.
     n = registry.make_policy(PolicyConfig(name="linucb"), PolicyEnv(bh.ARMS, probed=bh.PROBED))
     meta, arrays = n.state()

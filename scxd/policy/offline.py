@@ -17,6 +17,21 @@ larger than the fair scheduler's; otherwise fair runs.  loss(w, arm) is the data
 outcome table (the workload's headline figure against its best arm, training repeats
 only), or the mean-reward regret where a dataset recorded no outcomes.  No threshold is
 tuned: the rule is the Bayes decision between the two arms.
+
+**Novelty check** (``novelty_check``, scxd's addition).  The workload posterior is a softmax
+over the training workloads: it has no "none of these" answer, so a window unlike all of
+them is still called one of them, often with confidence (recorded fork storms and socket
+ping-pong were called ``memory`` with 66–78 %).  Each training workload's windows therefore
+also get a Gaussian (mean and a covariance shrunk ``novelty_shrinkage`` of the way to its
+diagonal); a window whose Mahalanobis distance to *every* workload exceeds the
+``novelty_quantile`` of the training windows' own distances resembles nothing asa was
+trained on.  After ``novelty_windows`` such windows in a row (one stray window among the
+known workloads' 1 % must not cost two swaps) the fair scheduler — the default the daemon
+promises never to lose to — runs, until as many windows in a row resemble one again.
+The detector was chosen on the committed dataset alone: with one workload left out at a
+time, the full covariance flagged 55 % of the left-out workload's windows (a diagonal one
+20 %, 5-nearest-neighbour distance 19 %) at about 1 % of the known workloads' evaluation
+windows.
 """
 
 from __future__ import annotations
@@ -57,15 +72,17 @@ def softmax_regression(x: np.ndarray, y: np.ndarray, k: int, rng: np.random.Gene
 
 class ASAPolicy(Learner):
     name = "asa"
-    version = "asa-3"
+    version = "asa-4"
     mode = "vote"
     # Arm first, so a checkpoint made on another arm set (the dataset's arms, the daemon's
     # catalog) is carried over by arm key; ``known`` marks the arms a model was trained on:
     # an arm it never saw has no score and is never voted for.
     # ``risk``: each arm's outcome loss on each training workload (arms × workloads);
-    # ``workload_weights``: the workload classifier (workloads × members × features).
+    # ``workload_weights``: the workload classifier (workloads × members × features);
+    # ``novelty_mean``/``novelty_precision``: each training workload's Gaussian (workloads ×
+    # features, workloads × features × features, without the bias column).
     per_arm = ("weights", "known", "risk")
-    shared = ("workload_weights",)
+    shared = ("workload_weights", "novelty_mean", "novelty_precision")
     # The classifiers were fitted on features scaled as in training: a scaler that
     # followed this machine would move their inputs.
     fits_online = False
@@ -78,6 +95,12 @@ class ASAPolicy(Learner):
         self.risk = np.zeros((self.k, 0))
         self.workload_weights = np.zeros((0, self.c.members, env.n_features + 1))
         self.risk_workloads: list[str] = []
+        d = env.n_features
+        self.novelty_mean = np.zeros((0, d))
+        self.novelty_precision = np.zeros((0, d, d))
+        self.novelty_threshold = float("inf")
+        self.novel = False           # the novelty check's verdict, and how many windows
+        self.novel_streak = 0        # in a row disagreed with it
         self.trained = False
         self.last: int | None = None
 
@@ -95,6 +118,7 @@ class ASAPolicy(Learner):
         self.trained = True
         self.updates += len(y)
         self.fit_risk(data, x, data.groups[keep])
+        self.fit_novelty(x[:, :-1], data.groups[keep])
 
     def bagged(self, x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
         """``members`` softmax regressions over k classes, each on a bootstrap sample (all
@@ -129,6 +153,56 @@ class ASAPolicy(Learner):
         worst = np.nanmax(loss, axis=1, keepdims=True)
         self.risk = np.where(np.isnan(loss), worst, loss).T.copy()
         self.risk_workloads = names
+
+    def fit_novelty(self, x: np.ndarray, groups: np.ndarray) -> None:
+        """The novelty check's model: a shrunk Gaussian per training workload, and the
+        distance that ``novelty_quantile`` of the training windows stay within."""
+        names = sorted({str(g) for g in groups})
+        d = x.shape[1]
+        means, precisions = [], []
+        for g in names:
+            own = x[groups == g]
+            cov = np.cov(own.T) if len(own) > 1 else np.zeros((d, d))
+            shrink = self.c.novelty_shrinkage
+            # The ridge keeps a feature constant in one workload (idle's zero load) from
+            # making its precision infinite.
+            cov = (1 - shrink) * cov + shrink * np.diag(np.diag(cov)) + 1e-2 * np.eye(d)
+            means.append(own.mean(axis=0))
+            precisions.append(np.linalg.inv(cov))
+        self.novelty_mean = np.stack(means)
+        self.novelty_precision = np.stack(precisions)
+        self.novelty_threshold = float(np.quantile(self.novelty(x)[0], self.c.novelty_quantile))
+
+    def novelty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each window's smallest distance to a training workload, that workload's index)
+        for windows (n, d) or one window (d,) — squared Mahalanobis per feature."""
+        rows = np.atleast_2d(x)
+        diff = rows[:, None, :] - self.novelty_mean[None]                    # (n, g, d)
+        dist = np.einsum("ngd,gde,nge->ng", diff, self.novelty_precision, diff) / rows.shape[1]
+        return dist.min(axis=1), dist.argmin(axis=1)
+
+    def novelty_veto(self, x: np.ndarray, chosen: int, mask: np.ndarray) -> str:
+        """Why a window unlike every training workload must run fair ('' = it need not).
+
+        Hysteresis both ways: the verdict flips after ``novelty_windows`` windows in a row
+        that disagree with it, so neither a stray window among known workloads nor one that
+        looks familiar amid an unknown workload makes two swaps."""
+        if not self.c.novelty_check or len(self.novelty_mean) == 0:
+            return ""
+        dist, nearest = self.novelty(x[:-1])
+        if (dist[0] > self.novelty_threshold) != self.novel:
+            self.novel_streak += 1
+            if self.novel_streak >= self.c.novelty_windows:
+                self.novel, self.novel_streak = not self.novel, 0
+        else:
+            self.novel_streak = 0
+        fair = self.arms.fair_index()
+        if not self.novel or fair is None or chosen == fair or not mask[fair]:
+            return ""
+        near = self.risk_workloads[nearest[0]] if nearest[0] < len(self.risk_workloads) \
+            else "?"
+        return (f"novelty check: windows resemble no training workload (distance "
+                f"{dist[0]:.2f}, threshold {self.novelty_threshold:.2f}; nearest {near})")
 
     def expected_loss(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p(training workload | x), expected outcome loss of every arm)."""
@@ -177,7 +251,7 @@ class ASAPolicy(Learner):
         if share[best] < self.c.min_confidence and self.last is not None and mask[self.last]:
             chosen = self.last
             reason += f" < {self.c.min_confidence:.0%}: keeping {self.arms[chosen].label}"
-        veto = self.risk_veto(x, chosen, mask)
+        veto = self.novelty_veto(x, chosen, mask) or self.risk_veto(x, chosen, mask)
         if veto:
             chosen = self.arms.fair_index()  # type: ignore[assignment]  (risk_veto checked)
             reason += f"; {veto}"
@@ -190,21 +264,32 @@ class ASAPolicy(Learner):
         """Offline only: online transitions are not learnt."""
 
     def extra_state(self) -> dict[str, Any]:
-        return {"trained": self.trained, "risk_workloads": self.risk_workloads}
+        return {"trained": self.trained, "risk_workloads": self.risk_workloads,
+                # JSON has no infinity: None is "no threshold" (no novelty model).
+                "novelty_threshold": (self.novelty_threshold
+                                      if np.isfinite(self.novelty_threshold) else None)}
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
-        # The risk model's width is the number of training workloads: take the
-        # checkpoint's before the arrays are carried over (an asa-2 one has none).
-        workloads = np.asarray(arrays.get("workload_weights", self.workload_weights))
-        if workloads.ndim == 3 and workloads.shape[1:] == self.workload_weights.shape[1:]:
-            self.risk = np.zeros((self.k, workloads.shape[0]))
-            self.workload_weights = np.zeros_like(workloads)
+        # The risk and novelty models are as wide as the checkpoint's training workloads:
+        # sized to it before the arrays are carried over (an older model has none of them).
+        n = len((meta.get("extra") or {}).get("risk_workloads") or [])
+        self.risk = np.zeros((self.k, n))
+        for name in self.shared:
+            cur = getattr(self, name)
+            setattr(self, name, np.zeros((n, *cur.shape[1:])))
         return super().load_state(meta, arrays)
 
     def load_extra_state(self, meta: dict[str, Any]) -> None:
         self.trained = bool(meta.get("trained", False))
         self.risk_workloads = [str(w) for w in meta.get("risk_workloads") or []]
-        if len(self.risk_workloads) != self.risk.shape[1]:   # no usable risk model
+        threshold = meta.get("novelty_threshold")
+        self.novelty_threshold = float("inf") if threshold is None else float(threshold)
+        # A model array the checkpoint lacked (or of another shape) was left zero-sized or
+        # zero: that model is off rather than misread.
+        if not self.risk_workloads or not self.workload_weights.any():
             self.risk = np.zeros((self.k, 0))
             self.workload_weights = self.workload_weights[:0]
             self.risk_workloads = []
+        if not self.risk_workloads or not self.novelty_precision.any():
+            self.novelty_mean = self.novelty_mean[:0]
+            self.novelty_precision = self.novelty_precision[:0]

@@ -91,6 +91,17 @@ class ASAConfig(LearnerSection):
                              "outcome loss, over the training workloads weighted by how much "
                              "the window resembles each (a second bagged classifier), is no "
                              "larger than the fair scheduler's; else fair runs")
+    novelty_check: bool = Field(True, description="a window farther from every training "
+                                "workload (Mahalanobis) than the training windows' "
+                                "novelty_quantile, novelty_windows times in a row, runs "
+                                "the fair scheduler")
+    novelty_windows: int = Field(2, ge=1, le=100, description="windows in a row that must "
+                                 "resemble no training workload before the novelty check "
+                                 "runs fair (and some training workload before it stops)")
+    novelty_quantile: float = Field(0.99, gt=0.5, le=1.0, description="share of the training "
+                                    "windows the novelty check must let through")
+    novelty_shrinkage: float = Field(0.1, ge=0.0, le=1.0, description="how far each training "
+                                     "workload's covariance is shrunk towards its diagonal")
 
 
 class VWConfig(LearnerSection):
