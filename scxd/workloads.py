@@ -55,6 +55,26 @@ class Headline:
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
 
+    @classmethod
+    def from_manifest(cls, workload: str, declared: Any) -> Headline | None:
+        """The headline a dataset manifest carries for ``workload`` (None when it carries
+        none): its ``metric`` and its direction, spelled ``direction`` "higher"/"lower" (as
+        the recorder writes it) or a boolean ``higher_is_better``.  A metric without a
+        direction is an error that names the workload."""
+        if not isinstance(declared, Mapping) or not declared.get("metric"):
+            return None
+        direction = declared.get("direction")
+        if direction in ("higher", "lower"):
+            higher = direction == "higher"
+        elif isinstance(declared.get("higher_is_better"), bool):
+            higher = declared["higher_is_better"]
+        else:
+            raise ValueError(f"dataset manifest: the headline of workload {workload!r} "
+                             f"declares no direction ('direction': 'higher' or 'lower'; got "
+                             f"{direction!r})")
+        return cls(str(declared["metric"]), higher, str(declared.get("unit", "")),
+                   str(declared.get("doc", "")))
+
     def goodness(self, value: float) -> float:
         """A number that grows as the outcome improves (for ranking)."""
         return value if self.higher_is_better else -value
@@ -329,11 +349,9 @@ def recorded_headlines(names: list[str], declared: dict[str, Any]) -> dict[str, 
         if name in BY_NAME:
             out[name] = BY_NAME[name].headline
             continue
-        d = declared.get(name)
-        if isinstance(d, dict) and d.get("metric") and d.get("direction") in ("higher",
-                                                                               "lower"):
-            out[name] = Headline(str(d["metric"]), d["direction"] == "higher",
-                                 str(d.get("unit", "")), str(d.get("doc", "")))
+        h = Headline.from_manifest(name, declared.get(name))
+        if h is not None:
+            out[name] = h
     return out
 
 

@@ -228,6 +228,10 @@ def test_replay_takes_the_headlines_of_every_dataset(tmp_path):
     clash = dataset("d", {wl.name: {"metric": "other", "direction": "lower"}})
     with pytest.raises(ValueError, match="different headlines"):
         manifest_of([second, clash])
+    # The two spellings of a direction are one headline: no clash between them.
+    spelled = dataset("e", {wl.name: {"metric": "switch_bogo_ops_per_s",
+                                      "higher_is_better": True}})
+    assert set(manifest_of([second, spelled])["headlines"]) == {wl.name, "io_cpu"}
 
 
 def test_the_unseen_recording_keeps_no_figure_stress_ng_disowned():
@@ -246,3 +250,25 @@ def test_the_second_unseen_set_loads_too():
     assert [w.name for w in loaded] == ["socket_pairs", "futex_waiters", "clone_storm"]
     assert not {w.name for w in loaded} & set(BY_NAME)
     assert all(w.headline.higher_is_better for w in loaded)
+
+
+def test_every_reader_of_a_manifest_headline_reads_it_alike():
+    """Replay (simulate.headline) and validate-reward / the dataset README
+    (recorded_headlines) read a manifest's headline through one parser: both spellings of
+    the direction, and the same error, naming the workload, for a metric without one."""
+    from scxd.replay.simulate import headline
+    from scxd.workloads import Headline, recorded_headlines
+
+    declared = {"a": {"metric": "x", "direction": "lower", "unit": "s"},
+                "b": {"metric": "y", "higher_is_better": True}, "c": {"doc": "no metric"}}
+    got = recorded_headlines(["a", "b", "c"], declared)
+    assert got == {"a": Headline("x", False, "s", ""), "b": Headline("y", True, "", "")}
+    for name in ("a", "b", "c"):
+        h = got.get(name)
+        assert headline(name, {"headlines": declared}) == (
+            (h.metric, h.higher_is_better) if h else None)
+    broken = {"d": {"metric": "z", "direction": "up"}}
+    for read in (lambda: recorded_headlines(["d"], broken),
+                 lambda: headline("d", {"headlines": broken})):
+        with pytest.raises(ValueError, match="workload 'd' declares no direction"):
+            read()

@@ -48,10 +48,10 @@ def headline(workload: str, manifest: Mapping[str, Any] | None = None
     w = workloads.BY_NAME.get(workload)
     if w is not None:
         return w.headline.metric, w.headline.higher_is_better
-    declared = ((manifest or {}).get("headlines") or {}).get(workload)
-    if isinstance(declared, Mapping) and "metric" in declared:
-        return str(declared["metric"]), _higher_is_better(workload, declared)
-    return None     # a workload nobody declared: it has no outcome to judge by
+    h = workloads.Headline.from_manifest(
+        workload, ((manifest or {}).get("headlines") or {}).get(workload))
+    # None: a workload nobody declared has no outcome to judge by.
+    return (h.metric, h.higher_is_better) if h is not None else None
 
 
 def headline_value(workload: str, outcome: Mapping[str, Any] | None,
@@ -68,18 +68,6 @@ def headline_value(workload: str, outcome: Mapping[str, Any] | None,
     if not isinstance(v, int | float) or not math.isfinite(v):
         return None
     return float(v)
-
-
-def _higher_is_better(workload: str, declared: Mapping[str, Any]) -> bool:
-    """A manifest's headline direction: ``direction`` "higher"/"lower" (as the recorder
-    writes it, from scxd/workloads.py), or a boolean ``higher_is_better``."""
-    direction = declared.get("direction")
-    if direction in ("higher", "lower"):
-        return direction == "higher"
-    if isinstance(declared.get("higher_is_better"), bool):
-        return declared["higher_is_better"]
-    raise ValueError(f"dataset manifest: the headline of workload {workload!r} declares no "
-                     f"direction ('direction': 'higher' or 'lower'; got {direction!r})")
 
 
 def loss_pct(value: float, best: float, higher_is_better: bool) -> float:
@@ -366,7 +354,8 @@ def manifest_of(paths: Iterable[str]) -> dict[str, Any]:
             if name in workloads.BY_NAME:   # kept as recorded; scxd's declaration is used
                 headlines.setdefault(name, ((), h))
                 continue
-            judged = (h.get("metric"), h.get("direction"), h.get("higher_is_better"))
+            parsed = workloads.Headline.from_manifest(name, h)
+            judged = (parsed.metric, parsed.higher_is_better) if parsed else ()
             if name in headlines and headlines[name][0] != judged:
                 raise ValueError(f"workload {name!r}: {origin[name]} and {m} judge it by "
                                  f"different headlines ({headlines[name][1]} vs {h})")

@@ -403,7 +403,11 @@ def run(args: argparse.Namespace) -> int:
     objectives = list(dict.fromkeys(args.objective or OBJECTIVES))
     if args.legacy:
         objectives += [o for o in LEGACY_OBJECTIVE_TERMS if o not in objectives]
-    rep = report(ds, objectives, args.split, default)
+    try:
+        rep = report(ds, objectives, args.split, default)
+    except ValueError as exc:       # e.g. a manifest headline without a direction
+        print(f"scxd replay {VERB}: {args.dataset}: {exc}", file=sys.stderr)
+        return 2
     if args.robustness:
         rep["robustness"] = robustness(ds, default)
     if args.json:
