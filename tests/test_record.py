@@ -138,3 +138,26 @@ def test_a_recording_resumed_with_more_repeats_is_packaged_as_what_was_run(tmp_p
     runs[1]["ok"] = False                     # the extension's only cell failed: incomplete
     (raw / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
     assert package(raw, tmp_path / "ds2", art)["complete"] is False
+
+
+def test_a_chatty_workload_is_not_stopped_by_unread_output():
+    """A workload printing more than a pipe holds before the cell ends must keep running:
+    its output is spooled, not piped, and read whole when the cell stops it (SIGINT)."""
+    import sys
+    import time
+
+    from scxd.testbed.record import WorkloadProcesses
+
+    chatty = [sys.executable, "-c",
+              "import sys, time\n"
+              "sys.stdout.write('x' * 1_000_000)\n"
+              "print('after the flood', flush=True)\n"
+              "time.sleep(60)\n"]
+    quiet = [sys.executable, "-c", "print('done')"]
+    procs = WorkloadProcesses([chatty, quiet])
+    time.sleep(3)
+    t0 = time.monotonic()
+    chatty_out, quiet_out = procs.stop()
+    assert time.monotonic() - t0 < 10            # SIGINT ended the sleeper, no SIGKILL wait
+    assert len(chatty_out) > 1_000_000 and "after the flood" in chatty_out
+    assert quiet_out == "done\n"

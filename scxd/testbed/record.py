@@ -29,6 +29,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -229,6 +230,35 @@ def measure_cell(act: Actuator, sampler: Sampler, journal: JournalWriter,
     return index
 
 
+class WorkloadProcesses:
+    """A cell's workload processes, each in its own session, their output spooled to an
+    unnamed temporary file: a pipe read only when the cell ends would stop a chatty command
+    (a loop of benchmarks printing their tables) once a pipe's worth (64 KiB) is unread."""
+
+    def __init__(self, cmds: list[list[str]]):
+        self.files = [tempfile.TemporaryFile() for _ in cmds]   # noqa: SIM115 (stop closes)
+        self.procs = [subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+                      for c, f in zip(cmds, self.files, strict=True)]
+
+    def stop(self) -> list[str]:
+        """Interrupt what still runs (SIGINT, then SIGKILL after 20 s) and return each
+        process's whole output."""
+        outputs = []
+        for p, f in zip(self.procs, self.files, strict=True):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            f.seek(0)
+            outputs.append(f.read().decode(errors="replace"))
+            f.close()
+        return outputs
+
+
 def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_path: Path,
                 design_arm: DesignArm, wl: Workload, repeat: int, args, per_window: int,
                 seconds: int, design: Design) -> None:
@@ -249,8 +279,7 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
         return
     cmds = wl.commands(seconds, seed)
     run["commands"] = cmds
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True) for c in cmds]
+    procs = WorkloadProcesses(cmds)
     # The workload (and the scheduler's loader, started above) run at the default priority;
     # only the measuring loop is raised, so that a saturated guest does not starve it and
     # stretch its windows (the first cells of a recording: 2 s windows averaged 3–4 s under
@@ -258,16 +287,7 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
     with measuring_priority(args.measure_nice):
         index = measure_cell(act, sampler, journal, design_arm, design, wl, run_id, repeat,
                              args, per_window)
-    outputs = []
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGINT)
-        try:
-            out, _ = p.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            out, _ = p.communicate()
-        outputs.append(out.decode(errors="replace"))
+    outputs = procs.stop()
     run.update(ok=True, outcome=wl.outcome(outputs), seconds=round(time.time() - started, 2),
                still_verified=act.verified(arm), output_tail=[o[-400:] for o in outputs])
     with open(runs_path, "a") as fh:
