@@ -335,6 +335,8 @@ class Daemon:
                            if k.endswith("_loss")}
         m.policy_updates = int(getattr(self.policy, "updates", 0))
         m.policy_changes = int(st.get("changes", 0))
+        m.policy_novelty = float(st["novelty_ratio"]) if "novelty_ratio" in st else None
+        m.policy_novel = float(st["novel"]) if "novel" in st else None
         m.checkpoint_saved_at = self.checkpoint_saved_at
         for name in WindowHistogram:
             h = getattr(window, name)

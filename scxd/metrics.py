@@ -85,6 +85,8 @@ class MetricName(StrEnum):
     POLICY_UPDATES = "scxd_policy_updates"
     POLICY_CHANGES = "scxd_policy_change_detections"
     POLICY_CHECKPOINT_AGE = "scxd_policy_checkpoint_age_seconds"
+    POLICY_NOVELTY = "scxd_policy_novelty_ratio"
+    POLICY_NOVEL = "scxd_policy_novel"
     REWARD = "scxd_reward"
     COST_RATIO = "scxd_cost_ratio"
     RUNQUEUE_LATENCY = "scxd_runqueue_latency_seconds"
@@ -187,6 +189,8 @@ class MetricsState:
     policy_losses: dict[str, float] = field(default_factory=dict)   # critic/actor loss
     policy_updates: int = 0
     policy_changes: int = 0              # detected workload changes (re-opened exploration)
+    policy_novelty: float | None = None  # asa: last window's distance / novelty threshold
+    policy_novel: float | None = None    # asa: 1 while its novelty check holds fair
     checkpoint_saved_at: float | None = None                        # wall time
     reward: float | None = None
     cost_ratio: dict[str, float] = field(default_factory=dict)
@@ -367,6 +371,15 @@ class ScxdCollector:
                                   value=s.policy_updates)
         yield CounterMetricFamily(N.POLICY_CHANGES, "workload changes detected "
                                   "(exploration re-opened)", value=s.policy_changes)
+        if s.policy_novelty is not None:
+            yield GaugeMetricFamily(N.POLICY_NOVELTY, "distance of the last window to the "
+                                    "nearest training workload, in units of the novelty "
+                                    "threshold (asa; above 1: like no training workload)",
+                                    value=s.policy_novelty)
+        if s.policy_novel is not None:
+            yield GaugeMetricFamily(N.POLICY_NOVEL, "1 while the novelty check holds the "
+                                    "fair scheduler (windows like no training workload)",
+                                    value=s.policy_novel)
         if s.checkpoint_saved_at is not None:
             yield GaugeMetricFamily(N.POLICY_CHECKPOINT_AGE, "time since the learned state "
                                     "was last saved",

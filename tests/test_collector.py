@@ -86,3 +86,13 @@ def test_absent_figures_are_absent_not_zero():
     names = {s.name for f in fams.values() for s in f.samples}
     assert MetricName.REWARD not in names and MetricName.FAIRNESS_CV not in names
     assert MetricName.WINDOWS in fams  # counters always present
+
+
+def test_the_novelty_gauges_appear_only_for_a_policy_that_reports_them():
+    """asa reports how unlike its training workloads the last window was; a policy that
+    reports nothing exports no such gauge rather than a misleading 0."""
+    fams = scrape(MetricsState(policy="asa", policy_novelty=1.75, policy_novel=1.0))
+    assert sample(fams, MetricName.POLICY_NOVELTY) == 1.75
+    assert sample(fams, MetricName.POLICY_NOVEL) == 1.0
+    fams = scrape(MetricsState(policy="network"))
+    assert MetricName.POLICY_NOVELTY not in fams and MetricName.POLICY_NOVEL not in fams

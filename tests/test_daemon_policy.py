@@ -91,3 +91,20 @@ def test_network_policy_end_to_end(tmp_path, fake):  # noqa: F811 (the imported 
         assert "state from checkpoint" in st["policy"]["state"], st["policy"]
     finally:
         d2.stop()
+
+
+def test_the_default_asa_policy_exports_its_novelty(tmp_path, fake):  # noqa: F811
+    """The default policy from its shipped model on the fake kernel: each decision reports
+    how unlike the training workloads the window is, and Prometheus carries it."""
+    cfg = ACTIVE.replace('name = "fixed"\nscheduler = "scx_simple"', 'name = "asa"')
+    d = Daemon(tmp_path, cfg)
+    try:
+        d.wait_windows(4)
+        st = d.ctl("status")
+        assert st["policy"]["name"] == "asa" and "state from pretrained" in st["policy"]["state"]
+        stats = json.loads(d.scxctl("explain", "--json").stdout)["decision"]["stats"]
+        assert stats["novelty_ratio"] > 0 and stats["novel"] in (0.0, 1.0)
+        text = scrape(d.port)
+        assert "scxd_policy_novelty_ratio " in text and "scxd_policy_novel " in text
+    finally:
+        assert d.stop() < 5.0

@@ -372,8 +372,10 @@ def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path
     pretrain(["data/testbed"], "asa", "balanced", tmp_path / "asa.npz")
     again = load(tmp_path / "asa.npz")
     assert again.meta["arm_keys"] == shipped.meta["arm_keys"]
-    for name in ("weights", "risk", "workload_weights"):
+    for name in ("weights", "risk", "workload_weights", "novelty_mean", "novelty_precision"):
         np.testing.assert_allclose(again.arrays[name], shipped.arrays[name], atol=1e-9)
+    assert again.meta["extra"]["novelty_threshold"] == pytest.approx(
+        shipped.meta["extra"]["novelty_threshold"])
     assert shipped.meta["extra"]["risk_workloads"] == sorted(
         {r.tags["workload"] for r in load_logs(datasets=["data/testbed"]).records})
     cfg = PolicyConfig(name="asa")
@@ -383,6 +385,8 @@ def test_shipped_asa_model_is_the_benchmarks_and_starts_a_fresh_install(tmp_path
                                                 for s in CAT})))
     assert "state from pretrained" in registry.restore(p, cfg, tmp_path / "empty")
     assert p.trained and p.known.all() and p.risk.shape[1] == len(p.risk_workloads) > 0
+    assert p.novelty_precision.shape[0] == len(p.risk_workloads)
+    assert np.isfinite(p.novelty_threshold)
 
 
 def test_a_checkpoint_that_fits_nothing_falls_through_to_the_shipped_model(tmp_path):
@@ -592,6 +596,8 @@ def test_asa_novelty_check_runs_fair_on_a_window_like_no_training_workload():
     held = checked.decide(fv, bh.ARMS.actions())
     assert held.action.is_fair and "novelty check" in held.reason and "nearest w0" in held.reason
     assert held.distribution[arm_key(held.action)] == 1.0 and not held.explore
+    assert held.stats["novel"] == 1.0 and held.stats["novelty_ratio"] > 1.0
+    assert first.stats["novel"] == 0.0 and "novel" not in voted.stats
 
     # Two training windows of w0 well inside its Gaussian.
     typical = np.flatnonzero((data.groups == "w0") & (inside < checked.novelty_threshold / 2))

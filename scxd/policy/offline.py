@@ -101,6 +101,7 @@ class ASAPolicy(Learner):
         self.novelty_threshold = float("inf")
         self.novel = False           # the novelty check's verdict, and how many windows
         self.novel_streak = 0        # in a row disagreed with it
+        self.novelty_ratio: float | None = None   # the last window's distance / threshold
         self.trained = False
         self.last: int | None = None
 
@@ -190,6 +191,7 @@ class ASAPolicy(Learner):
         if not self.c.novelty_check or len(self.novelty_mean) == 0:
             return ""
         dist, nearest = self.novelty(x[:-1])
+        self.novelty_ratio = float(dist[0] / self.novelty_threshold)
         if (dist[0] > self.novelty_threshold) != self.novel:
             self.novel_streak += 1
             if self.novel_streak >= self.c.novelty_windows:
@@ -257,8 +259,11 @@ class ASAPolicy(Learner):
             reason += f"; {veto}"
         self.last = chosen
         probs = ex.with_floor(np.eye(self.k)[chosen], mask, self.c.p_min)
+        stats = {} if self.novelty_ratio is None else {
+            "novelty_ratio": self.novelty_ratio, "novel": float(self.novel)}
         # "greedy": what asa means to run (a veto or a kept arm is not exploration).
-        return probs, {"values": share, "mode": "vote", "reason": reason, "greedy": chosen}
+        return probs, {"values": share, "mode": "vote", "reason": reason, "greedy": chosen,
+                       "stats": stats}
 
     def learn(self, x, arm, reward, propensity, transition) -> None:
         """Offline only: online transitions are not learnt."""
