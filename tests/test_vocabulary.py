@@ -115,7 +115,7 @@ def full_state() -> MetricsState:
     s = MetricsState(version="t", reward=-0.1, last={"turnaround_avg_s": 0.1,
                      "response_avg_s": 1e-4, "runq_latency_p99_s": 1e-3,
                      "fairness_cv": 0.2, "T_cpu_busy_avg": 50.0},
-                     checkpoint_saved_at=1.0)
+                     checkpoint_saved_at=1.0, policy_novelty=0.8, policy_novel=0.0)
     s.observe_swap(SwapOutcome.APPLIED, 0.5)
     s.histograms = {h: Log2Histogram.from_values([1000, 2000]) for h in WindowHistogram}
     return s
