@@ -6,11 +6,13 @@ training workload".  The only honest yardstick without new recordings is the dat
 itself: fit the detector on the training repeats of every workload but one, then count
 how many of the left-out workload's evaluation windows it flags (detection: they *are*
 unseen) and how many of the other workloads' evaluation windows it flags (false alarms).
-The threshold is the ``--quantile`` of the training windows' own distances, as asa's.
 
 Detectors: ``full s`` is asa's own (``ASAPolicy.fit_novelty``: per-workload Gaussian with
-the covariance shrunk ``s`` towards its diagonal); ``diag`` a per-workload Gaussian with
-independent features; ``5-NN`` the distance to the 5th nearest training window.  Features
+the covariance shrunk ``s`` towards its diagonal, over the features that varied in
+training, threshold the ``--quantile`` of cross-fitted distances); ``diag`` a per-workload
+Gaussian with independent features and ``5-NN`` the distance to the 5th nearest training
+window, both as first compared: every feature, threshold the ``--quantile`` of the
+training windows' own distances.  Features
 are scaled as the shipped asa model scales them (its scaler is frozen at training's).
 Writes ``novelty_detectors.md`` and ``.json`` into ``--out``.
 
@@ -129,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     shown = Path(a.dataset).resolve()
     shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
     lines.append(f"\n{shown}: detectors fitted on the training repeats of all workloads "
-                 f"but one, judged on evaluation repeats {held}; threshold: the "
-                 f"{a.quantile:g} quantile of the training windows' own distances; "
-                 f"{elapsed:.0f} s.")
+                 f"but one, judged on evaluation repeats {held}; quantile {a.quantile:g} "
+                 f"(full: of cross-fitted distances; diag, 5-NN: of the training windows' "
+                 f"own); {elapsed:.0f} s.")
     table = "\n".join(lines)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,10 @@ from scxd import benchparse
 CATEGORIES = ("cpu_batch", "build", "ipc", "latency_beside_batch", "io_cpu", "memory", "idle")
 
 
+class HeadlineError(ValueError):
+    """A dataset manifest's headline that cannot be read (the message names the workload)."""
+
+
 @dataclass(frozen=True)
 class Headline:
     """A workload's headline figure: a key of its outcome dict and its direction."""
@@ -69,7 +73,7 @@ class Headline:
         elif isinstance(declared.get("higher_is_better"), bool):
             higher = declared["higher_is_better"]
         else:
-            raise ValueError(f"dataset manifest: the headline of workload {workload!r} "
+            raise HeadlineError(f"dataset manifest: the headline of workload {workload!r} "
                              f"declares no direction ('direction': 'higher' or 'lower'; got "
                              f"{direction!r})")
         return cls(str(declared["metric"]), higher, str(declared.get("unit", "")),

@@ -161,3 +161,31 @@ def test_a_chatty_workload_is_not_stopped_by_unread_output():
     assert time.monotonic() - t0 < 10            # SIGINT ended the sleeper, no SIGKILL wait
     assert len(chatty_out) > 1_000_000 and "after the flood" in chatty_out
     assert quiet_out == "done\n"
+
+
+def test_workload_processes_never_outlive_a_failed_start_or_measurement(monkeypatch):
+    """A command that cannot start stops the ones already started; an exception while the
+    cell is measured stops them too (they run in their own sessions: nothing else would)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from scxd.testbed import record
+
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(record.subprocess, "Popen", popen)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(FileNotFoundError):
+        record.WorkloadProcesses([sleeper, ["/nonexistent/workload"]])
+    assert len(started) == 1 and started[0].poll() is not None
+    with pytest.raises(RuntimeError, match="measurement failed"), \
+            record.WorkloadProcesses([sleeper]):
+        raise RuntimeError("measurement failed")
+    assert len(started) == 2 and started[1].poll() is not None

@@ -257,7 +257,7 @@ def test_every_reader_of_a_manifest_headline_reads_it_alike():
     (recorded_headlines) read a manifest's headline through one parser: both spellings of
     the direction, and the same error, naming the workload, for a metric without one."""
     from scxd.replay.simulate import headline
-    from scxd.workloads import Headline, recorded_headlines
+    from scxd.workloads import Headline, HeadlineError, recorded_headlines
 
     declared = {"a": {"metric": "x", "direction": "lower", "unit": "s"},
                 "b": {"metric": "y", "higher_is_better": True}, "c": {"doc": "no metric"}}
@@ -270,5 +270,5 @@ def test_every_reader_of_a_manifest_headline_reads_it_alike():
     broken = {"d": {"metric": "z", "direction": "up"}}
     for read in (lambda: recorded_headlines(["d"], broken),
                  lambda: headline("d", {"headlines": broken})):
-        with pytest.raises(ValueError, match="workload 'd' declares no direction"):
+        with pytest.raises(HeadlineError, match="workload 'd' declares no direction"):
             read()

@@ -162,6 +162,10 @@ class Learner:
     def probabilities(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
         raise NotImplementedError
 
+    def reset_runtime(self) -> None:
+        """Forget what the windows decided so far carried into the next decision (not
+        what was learnt): a policy whose choice depends only on the window needs nothing."""
+
     def learn(self, x: np.ndarray, arm: int, reward: float, propensity: float,
               transition: Transition) -> None:
         raise NotImplementedError

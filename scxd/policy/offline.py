@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("scxd.policy")
 
 EPOCHS = 300
+#: Pooled spread (scaled units; the scaler's floor makes a feature that moved at all ~1)
+#: below which a feature takes no part in the novelty check.
+NOVELTY_MIN_SPREAD = 0.5
+#: Blocks per training workload for the novelty threshold's cross-fitting.
+NOVELTY_FOLDS = 5
 MAX_LOSS = 1000.0
 LR = 0.5
 L2 = 1e-3
@@ -99,8 +104,8 @@ class ASAPolicy(Learner):
         self.novelty_mean = np.zeros((0, d))
         self.novelty_precision = np.zeros((0, d, d))
         self.novelty_threshold = float("inf")
-        self.novel = False           # the novelty check's verdict, and how many windows
-        self.novel_streak = 0        # in a row disagreed with it
+        self.novel: bool | None = None    # the novelty check's verdict (None: no window yet)
+        self.novel_streak = 0             # windows in a row that disagreed with it
         self.novelty_ratio: float | None = None   # the last window's distance / threshold
         self.trained = False
         self.last: int | None = None
@@ -157,22 +162,59 @@ class ASAPolicy(Learner):
 
     def fit_novelty(self, x: np.ndarray, groups: np.ndarray) -> None:
         """The novelty check's model: a shrunk Gaussian per training workload, and the
-        distance that ``novelty_quantile`` of the training windows stay within."""
+        distance that ``novelty_quantile`` of windows *not fitted on* stay within.
+
+        Only features that varied across the training windows take part (pooled spread
+        ≥ NOVELTY_MIN_SPREAD scaled units); the others get zero precision.  A feature that
+        barely moved under every training workload (the recording VM's free memory, its
+        absent disk and swap traffic, its iowait) says nothing about which workload a
+        window is, only about the machine: with a ridge-sized precision, any other host's
+        free memory or background disk traffic would make every window "novel".
+
+        The threshold comes from cross-fitting: each workload's windows are cut into
+        NOVELTY_FOLDS consecutive blocks, and each block is measured against Gaussians
+        fitted without it.  A Gaussian is closer to the windows it was fitted on (with
+        ~140 windows in ~30 dimensions, markedly so): an in-sample quantile would flag
+        fresh windows of a known workload far more often than the quantile promises."""
         names = sorted({str(g) for g in groups})
-        d = x.shape[1]
-        means, precisions = [], []
+        used = np.flatnonzero(x.std(axis=0) >= NOVELTY_MIN_SPREAD)
+        folds = np.zeros(len(x), dtype=int)
         for g in names:
+            own = np.flatnonzero(groups == g)
+            for k, block in enumerate(np.array_split(own, NOVELTY_FOLDS)):
+                folds[block] = k
+        held_out = np.full(len(x), np.nan)
+        for k in range(NOVELTY_FOLDS):
+            fit = folds != k
+            if fit.all():             # fewer windows than folds: no block was cut out
+                continue
+            self.novelty_mean, self.novelty_precision = self._gaussians(
+                x[fit], groups[fit], sorted({str(g) for g in groups[fit]}), used)
+            held_out[~fit] = self.novelty(x[~fit])[0]
+        self.novelty_mean, self.novelty_precision = self._gaussians(x, groups, names, used)
+        # Floored: a training set of identical windows must not make every ratio infinite.
+        held_out = held_out[np.isfinite(held_out)]
+        self.novelty_threshold = max(float(np.quantile(held_out, self.c.novelty_quantile))
+                                     if len(held_out) else 0.0, 1e-6)
+
+    def _gaussians(self, x: np.ndarray, groups: np.ndarray, names: list[str],
+                   used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each workload's mean (all features) and precision (zero outside ``used``)."""
+        d = x.shape[1]
+        means = np.zeros((len(names), d))
+        precisions = np.zeros((len(names), d, d))
+        for i, g in enumerate(names):
             own = x[groups == g]
-            cov = np.cov(own.T) if len(own) > 1 else np.zeros((d, d))
+            sub = own[:, used]
+            cov = np.cov(sub.T).reshape(len(used), len(used)) if len(own) > 1 else \
+                np.zeros((len(used), len(used)))
             shrink = self.c.novelty_shrinkage
             # The ridge keeps a feature constant in one workload (idle's zero load) from
             # making its precision infinite.
-            cov = (1 - shrink) * cov + shrink * np.diag(np.diag(cov)) + 1e-2 * np.eye(d)
-            means.append(own.mean(axis=0))
-            precisions.append(np.linalg.inv(cov))
-        self.novelty_mean = np.stack(means)
-        self.novelty_precision = np.stack(precisions)
-        self.novelty_threshold = float(np.quantile(self.novelty(x)[0], self.c.novelty_quantile))
+            cov = (1 - shrink) * cov + shrink * np.diag(np.diag(cov)) + 1e-2 * np.eye(len(used))
+            means[i] = own.mean(axis=0)
+            precisions[i][np.ix_(used, used)] = np.linalg.inv(cov)
+        return means, precisions
 
     def novelty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(each window's smallest distance to a training workload, that workload's index)
@@ -187,12 +229,15 @@ class ASAPolicy(Learner):
 
         Hysteresis both ways: the verdict flips after ``novelty_windows`` windows in a row
         that disagree with it, so neither a stray window among known workloads nor one that
-        looks familiar amid an unknown workload makes two swaps."""
+        looks familiar amid an unknown workload makes two swaps.  The first window after
+        :meth:`reset_runtime` sets the verdict directly."""
         if not self.c.novelty_check or len(self.novelty_mean) == 0:
             return ""
         dist, nearest = self.novelty(x[:-1])
         self.novelty_ratio = float(dist[0] / self.novelty_threshold)
-        if (dist[0] > self.novelty_threshold) != self.novel:
+        if self.novel is None:           # the first window: nothing to be stable against
+            self.novel = bool(dist[0] > self.novelty_threshold)
+        elif (dist[0] > self.novelty_threshold) != self.novel:
             self.novel_streak += 1
             if self.novel_streak >= self.c.novelty_windows:
                 self.novel, self.novel_streak = not self.novel, 0
@@ -268,6 +313,11 @@ class ASAPolicy(Learner):
     def learn(self, x, arm, reward, propensity, transition) -> None:
         """Offline only: online transitions are not learnt."""
 
+    def reset_runtime(self) -> None:
+        """Forget the windows seen so far (the arm held last, the novelty verdict)."""
+        self.last = None
+        self.novel, self.novel_streak, self.novelty_ratio = None, 0, None
+
     def extra_state(self) -> dict[str, Any]:
         return {"trained": self.trained, "risk_workloads": self.risk_workloads,
                 # JSON has no infinity: None is "no threshold" (no novelty model).
@@ -282,6 +332,7 @@ class ASAPolicy(Learner):
         for name in self.shared:
             cur = getattr(self, name)
             setattr(self, name, np.zeros((n, *cur.shape[1:])))
+        self.reset_runtime()
         return super().load_state(meta, arrays)
 
     def load_extra_state(self, meta: dict[str, Any]) -> None:

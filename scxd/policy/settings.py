@@ -98,10 +98,13 @@ class ASAConfig(LearnerSection):
     novelty_windows: int = Field(2, ge=1, le=100, description="windows in a row that must "
                                  "resemble no training workload before the novelty check "
                                  "runs fair (and some training workload before it stops)")
-    novelty_quantile: float = Field(0.99, gt=0.5, le=1.0, description="share of the training "
-                                    "windows the novelty check must let through")
+    novelty_quantile: float = Field(0.99, ge=0.5, le=1.0, description="share of the training "
+                                    "windows the novelty check must let through (used when "
+                                    "a model is pretrained; a loaded model keeps its own)")
     novelty_shrinkage: float = Field(0.1, ge=0.0, le=1.0, description="how far each training "
-                                     "workload's covariance is shrunk towards its diagonal")
+                                     "workload's covariance is shrunk towards its diagonal "
+                                     "(used when a model is pretrained; a loaded model keeps "
+                                     "its own)")
 
 
 class VWConfig(LearnerSection):

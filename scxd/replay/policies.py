@@ -95,6 +95,9 @@ class PolicyTarget:
         mask = np.ones(self.policy.k, dtype=bool)
         out = np.empty((len(x), self.policy.k))
         for i, row in enumerate(x):
+            # Each context on its own: rows may come from any run in any order, so nothing
+            # a stateful policy carries (asa's held arm, its novelty verdict) may leak.
+            self.policy.reset_runtime()
             probs, _ = self.policy.probabilities(self.policy.features(row), mask)
             out[i] = probs
         return out

@@ -55,7 +55,7 @@ from scxd.reward import (
     cost,
     terms_from_metrics,
 )
-from scxd.workloads import Headline, recorded_headlines
+from scxd.workloads import Headline, HeadlineError, recorded_headlines
 
 VERB = "validate-reward"
 HELP = "rank arms per workload by an objective's cost and by the workload's own outcome"
@@ -405,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
         objectives += [o for o in LEGACY_OBJECTIVE_TERMS if o not in objectives]
     try:
         rep = report(ds, objectives, args.split, default)
-    except ValueError as exc:       # e.g. a manifest headline without a direction
+    except HeadlineError as exc:    # a manifest headline without a direction
         print(f"scxd replay {VERB}: {args.dataset}: {exc}", file=sys.stderr)
         return 2
     if args.robustness:

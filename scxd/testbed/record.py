@@ -233,29 +233,55 @@ def measure_cell(act: Actuator, sampler: Sampler, journal: JournalWriter,
 class WorkloadProcesses:
     """A cell's workload processes, each in its own session, their output spooled to an
     unnamed temporary file: a pipe read only when the cell ends would stop a chatty command
-    (a loop of benchmarks printing their tables) once a pipe's worth (64 KiB) is unread."""
+    (a loop of benchmarks printing their tables) once a pipe's worth (64 KiB) is unread.
+
+    A context manager: leaving the block by an exception (a failed measurement, Ctrl-C)
+    still stops every process, which would otherwise outlive the recorder in its session.
+    What each printed is kept up to ``MAX_OUTPUT`` bytes from its end."""
+
+    MAX_OUTPUT = 16 << 20
 
     def __init__(self, cmds: list[list[str]]):
-        self.files = [tempfile.TemporaryFile() for _ in cmds]   # noqa: SIM115 (stop closes)
-        self.procs = [subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-                      for c, f in zip(cmds, self.files, strict=True)]
+        self.files: list[Any] = []
+        self.procs: list[subprocess.Popen] = []
+        try:
+            for c in cmds:
+                self.files.append(tempfile.TemporaryFile())   # noqa: SIM115 (stop closes)
+                self.procs.append(subprocess.Popen(c, stdout=self.files[-1],
+                                                   stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+        except BaseException:          # one command failed to start: none may linger
+            self.stop()
+            raise
+
+    def __enter__(self) -> WorkloadProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> list[str]:
         """Interrupt what still runs (SIGINT, then SIGKILL after 20 s) and return each
-        process's whole output."""
+        process's output (its last ``MAX_OUTPUT`` bytes).  Stopping twice returns [] the
+        second time."""
         outputs = []
-        for p, f in zip(self.procs, self.files, strict=True):
+        for p in self.procs:
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
+                with suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGINT)
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                with suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-            f.seek(0)
+        for f in self.files[:len(self.procs)]:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - self.MAX_OUTPUT))
             outputs.append(f.read().decode(errors="replace"))
+        for f in self.files:
             f.close()
+        self.procs, self.files = [], []
         return outputs
 
 
@@ -279,15 +305,15 @@ def record_cell(act: Actuator, sampler: Sampler, journal: JournalWriter, runs_pa
         return
     cmds = wl.commands(seconds, seed)
     run["commands"] = cmds
-    procs = WorkloadProcesses(cmds)
     # The workload (and the scheduler's loader, started above) run at the default priority;
     # only the measuring loop is raised, so that a saturated guest does not starve it and
     # stretch its windows (the first cells of a recording: 2 s windows averaged 3–4 s under
     # the heavy workloads, up to 17 s).
-    with measuring_priority(args.measure_nice):
-        index = measure_cell(act, sampler, journal, design_arm, design, wl, run_id, repeat,
-                             args, per_window)
-    outputs = procs.stop()
+    with WorkloadProcesses(cmds) as procs:
+        with measuring_priority(args.measure_nice):
+            index = measure_cell(act, sampler, journal, design_arm, design, wl, run_id,
+                                 repeat, args, per_window)
+        outputs = procs.stop()
     run.update(ok=True, outcome=wl.outcome(outputs), seconds=round(time.time() - started, 2),
                still_verified=act.verified(arm), output_tail=[o[-400:] for o in outputs])
     with open(runs_path, "a") as fh:
